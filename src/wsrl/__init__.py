@@ -1,0 +1,3 @@
+"""wsrl: offline-to-online reinforcement learning with warm-start fine-tuning (WSRL)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from wsrl.cli import main
+
+main()

@@ -1,0 +1,310 @@
+"""Ensemble SAC: the WSRL online learner, SAC (fast) from scratch, and the RLPD settings (METHOD.md §2, §5).
+
+The agent is an immutable pytree. `update(agent, batch)` performs one high-UTD update in one jitted call:
+`utd` critic steps on disjoint minibatches (each followed by a Polyak target update) under `lax.scan`,
+then one actor step and one temperature step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from wsrl.nets import CriticEnsemble, TanhGaussianPolicy, Temperature, tanh_gaussian_sample
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """Hyperparameters of the ensemble SAC learner; defaults are WSRL's locomotion online phase."""
+
+    actor_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the policy MLP."""
+    critic_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of each Q-function MLP."""
+    actor_layer_norm: bool = True
+    """LayerNorm after every hidden Dense layer of the policy."""
+    critic_layer_norm: bool = True
+    """LayerNorm after every hidden Dense layer of the critics."""
+    actor_last_hidden_init_scale: float | None = 1e-2
+    """Extra init scale of the policy's last hidden layer (none: plain orthogonal sqrt 2)."""
+    policy_std: Literal["exp", "uniform"] = "exp"
+    """Policy std: 'exp' (state-dependent head) or 'uniform' (learned state-independent log-std, init 0)."""
+    num_critics: int = 10
+    """Size of the Q ensemble."""
+    critic_subset: int = 2
+    """Number of target critics whose minimum forms the TD target."""
+    subset_with_replacement: bool = True
+    """Draw the target subset with replacement (WSRL) or without (RLPD/REDQ)."""
+    actor_critic_reduction: Literal["min", "mean"] = "min"
+    """How the actor aggregates the ensemble: 'min' (WSRL) or 'mean' (RLPD/REDQ)."""
+    entropy_backup: bool = False
+    """Subtract alpha * log pi(a'|s') in the TD target (off in WSRL, on in RLPD)."""
+    target_entropy_per_dim: float = -1.0
+    """Target entropy = this times the action dimension (-1 in WSRL, -1/2 in RLPD)."""
+    max_target_backup: bool = False
+    """Max-target backup: max over `backup_actions` next actions of the subset-min Q (AntMaze)."""
+    backup_actions: int = 10
+    """Number of next actions sampled for the max-target backup."""
+    utd: int = 4
+    """Update-to-data ratio: critic steps per environment step."""
+    batch_size: int = 256
+    """Transitions per critic minibatch; one update samples utd * batch_size."""
+    actor_on_full_batch: bool = True
+    """Actor and temperature step on the full utd * batch_size batch (else on the last minibatch)."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the policy."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    temperature_lr: float = 1e-4
+    """Adam learning rate of the temperature multiplier."""
+    initial_temperature: float = 1.0
+    """Initial alpha = softplus(lambda)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 5e-3
+    """Polyak rate of the target critics, applied after every critic step."""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first impossible setting."""
+        checks = [
+            (self.utd >= 1, f"utd must be >= 1, got {self.utd}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.num_critics >= 1, f"num_critics must be >= 1, got {self.num_critics}"),
+            (1 <= self.critic_subset, f"critic_subset must be >= 1, got {self.critic_subset}"),
+            (
+                self.subset_with_replacement or self.critic_subset <= self.num_critics,
+                f"critic_subset {self.critic_subset} > num_critics {self.num_critics} without replacement",
+            ),
+            (self.actor_critic_reduction in ("min", "mean"), "actor_critic_reduction must be 'min' or 'mean'"),
+            (self.policy_std in ("exp", "uniform"), "policy_std must be 'exp' or 'uniform'"),
+            (self.backup_actions >= 1, "backup_actions must be >= 1"),
+            (0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}"),
+            (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
+            (self.initial_temperature > 0, "initial_temperature must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+class TrainState(struct.PyTreeNode):
+    """Parameters, Adam state, step counter and (critics only) target parameters of one network."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+    target_params: Any = None
+    tx: optax.GradientTransformation = struct.field(pytree_node=False, default=None)
+
+    @classmethod
+    def create(cls, params: Any, tx: optax.GradientTransformation, with_target: bool = False) -> TrainState:
+        target = jax.tree.map(jnp.copy, params) if with_target else None
+        return cls(params=params, opt_state=tx.init(params), step=jnp.zeros((), jnp.int32),
+                   target_params=target, tx=tx)
+
+    def apply_gradients(self, grads: Any) -> TrainState:
+        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state,
+                            step=self.step + 1)
+
+    def polyak_update(self, tau: float) -> TrainState:
+        target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, self.params, self.target_params)
+        return self.replace(target_params=target)
+
+
+def actor_module(config: SACConfig, action_dim: int) -> TanhGaussianPolicy:
+    return TanhGaussianPolicy(action_dim, config.actor_hidden_dims, config.actor_layer_norm,
+                              config.actor_last_hidden_init_scale, config.policy_std)
+
+
+def critic_module(config: SACConfig, num: int) -> CriticEnsemble:
+    return CriticEnsemble(num, config.critic_hidden_dims, config.critic_layer_norm)
+
+
+def sample_critic_subset(key: jax.Array, num_critics: int, subset: int, replace: bool) -> jax.Array:
+    """Indices of the target critics whose minimum forms the TD target (METHOD.md §2.5)."""
+    if replace:
+        return jax.random.randint(key, (subset,), 0, num_critics)
+    return jax.random.choice(key, num_critics, (subset,), replace=False)
+
+
+def gather_critics(params: Any, indices: jax.Array) -> Any:
+    """Parameters of the chosen ensemble members, so that only those critics are evaluated."""
+    return jax.tree.map(lambda p: p[indices], params)
+
+
+def td_target(rewards: jax.Array, masks: jax.Array, next_q: jax.Array, next_log_prob: jax.Array,
+              alpha: jax.Array, gamma: float, entropy_backup: bool) -> jax.Array:
+    """y = r + gamma * mask * (Q'(s', a') [- alpha * log pi(a'|s') with the entropy backup])."""
+    if entropy_backup:
+        next_q = next_q - alpha * next_log_prob
+    return rewards + gamma * masks * next_q
+
+
+def critic_mse(q: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean over critics and batch of (Q_i(s, a) - y)^2; every critic regresses to the same y."""
+    return jnp.mean((q - target[None]) ** 2)
+
+
+def actor_objective(log_prob: jax.Array, q: jax.Array, alpha: jax.Array, reduction: str) -> jax.Array:
+    """mean(alpha * log pi(a|s) - Q(s, a)) with Q reduced over the ensemble by min (WSRL) or mean (RLPD)."""
+    q_reduced = q.min(axis=0) if reduction == "min" else q.mean(axis=0)
+    return jnp.mean(alpha * log_prob - q_reduced)
+
+
+def temperature_objective(alpha: jax.Array, entropy: jax.Array, target_entropy: float) -> jax.Array:
+    """alpha * (H - H_target): gradient descent raises alpha while entropy is below the target."""
+    return alpha * (entropy - target_entropy)
+
+
+class SACAgent(struct.PyTreeNode):
+    """Actor, critic ensemble (with targets), temperature and rng: the whole learner state."""
+
+    actor: TrainState
+    critic: TrainState
+    temperature: TrainState
+    rng: jax.Array
+    config: SACConfig = struct.field(pytree_node=False)
+    action_dim: int = struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, config: SACConfig, obs_dim: int, action_dim: int, seed: int) -> SACAgent:
+        config.validate()
+        rng, actor_key, critic_key, temp_key = jax.random.split(jax.random.PRNGKey(seed), 4)
+        obs = jnp.zeros((1, obs_dim), jnp.float32)
+        act = jnp.zeros((1, action_dim), jnp.float32)
+        actor_params = actor_module(config, action_dim).init(actor_key, obs)["params"]
+        critic_params = critic_module(config, config.num_critics).init(critic_key, obs, act)["params"]
+        temp_params = Temperature(config.initial_temperature).init(temp_key)["params"]
+        return cls(
+            actor=TrainState.create(actor_params, optax.adam(config.actor_lr)),
+            critic=TrainState.create(critic_params, optax.adam(config.critic_lr), with_target=True),
+            temperature=TrainState.create(temp_params, optax.adam(config.temperature_lr)),
+            rng=rng,
+            config=config,
+            action_dim=action_dim,
+        )
+
+    # --- forward passes -------------------------------------------------------------------------
+    def policy(self, obs: jax.Array, params: Any = None) -> tuple[jax.Array, jax.Array]:
+        params = self.actor.params if params is None else params
+        return actor_module(self.config, self.action_dim).apply({"params": params}, obs)
+
+    def q_values(self, obs: jax.Array, actions: jax.Array, params: Any = None) -> jax.Array:
+        params = self.critic.params if params is None else params
+        num = jax.tree.leaves(params)[0].shape[0]
+        return critic_module(self.config, num).apply({"params": params}, obs, actions)
+
+    def alpha(self, params: Any = None) -> jax.Array:
+        params = self.temperature.params if params is None else params
+        return Temperature(self.config.initial_temperature).apply({"params": params})
+
+    def split_rng(self, num: int = 1) -> tuple[SACAgent, jax.Array]:
+        keys = jax.random.split(self.rng, num + 1)
+        return self.replace(rng=keys[0]), (keys[1] if num == 1 else keys[1:])
+
+    # --- losses (METHOD.md §2.5-2.7) --------------------------------------------------------------
+    def next_state_value(self, batch: Batch, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Subset-min target Q at a' ~ pi(.|s') (max over sampled a' with the max-target backup)."""
+        cfg = self.config
+        action_key, subset_key = jax.random.split(key)
+        n = cfg.backup_actions if cfg.max_target_backup else 1
+        mean, std = self.policy(batch["next_observations"])
+        mean, std = (jnp.repeat(x[:, None], n, axis=1) for x in (mean, std))  # (B, n, A)
+        next_actions, next_log_prob = tanh_gaussian_sample(action_key, mean, std)
+        next_obs = jnp.repeat(batch["next_observations"][:, None], n, axis=1)
+        subset = sample_critic_subset(subset_key, cfg.num_critics, cfg.critic_subset,
+                                      cfg.subset_with_replacement)
+        next_q = self.q_values(next_obs, next_actions, gather_critics(self.critic.target_params, subset))
+        next_q = next_q.min(axis=0)  # (B, n)
+        best = jnp.argmax(next_q, axis=1)[:, None]
+        return (jnp.take_along_axis(next_q, best, axis=1)[:, 0],
+                jnp.take_along_axis(next_log_prob, best, axis=1)[:, 0])
+
+    def critic_loss(self, params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, Metrics]:
+        next_q, next_log_prob = self.next_state_value(batch, key)
+        target = jax.lax.stop_gradient(td_target(batch["rewards"], batch["masks"], next_q, next_log_prob,
+                                                 self.alpha(), self.config.gamma, self.config.entropy_backup))
+        q = self.q_values(batch["observations"], batch["actions"], params)
+        loss = critic_mse(q, target)
+        return loss, {"critic_loss": loss, "q_mean": q.mean(), "target_q_mean": target.mean()}
+
+    def actor_loss(self, params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, Metrics]:
+        mean, std = self.policy(batch["observations"], params)
+        actions, log_prob = tanh_gaussian_sample(key, mean, std)
+        q = self.q_values(batch["observations"], actions)
+        loss = actor_objective(log_prob, q, jax.lax.stop_gradient(self.alpha()),
+                               self.config.actor_critic_reduction)
+        return loss, {"actor_loss": loss}
+
+    def policy_entropy(self, batch: Batch, key: jax.Array) -> jax.Array:
+        """-mean log pi(a'|s') of actions sampled at the batch's next observations."""
+        mean, std = self.policy(batch["next_observations"])
+        _, log_prob = tanh_gaussian_sample(key, mean, std)
+        return -log_prob.mean()
+
+    def temperature_loss(self, params: Any, entropy: jax.Array) -> tuple[jax.Array, Metrics]:
+        alpha = self.alpha(params)
+        target = self.config.target_entropy_per_dim * self.action_dim
+        loss = temperature_objective(alpha, entropy, target)
+        return loss, {"temperature_loss": loss, "temperature": alpha, "entropy": entropy}
+
+    # --- updates ----------------------------------------------------------------------------------
+    def update_critic(self, batch: Batch) -> tuple[SACAgent, Metrics]:
+        """One critic gradient step followed by one Polyak target update."""
+        agent, key = self.split_rng()
+        grads, metrics = jax.grad(agent.critic_loss, has_aux=True)(agent.critic.params, batch, key)
+        critic = agent.critic.apply_gradients(grads).polyak_update(agent.config.tau)
+        return agent.replace(critic=critic), metrics
+
+    def update_actor_and_temperature(self, batch: Batch) -> tuple[SACAgent, Metrics]:
+        """One actor step and one temperature step, both computed at the current parameters."""
+        agent, (actor_key, entropy_key) = self.split_rng(2)
+        actor_grads, actor_metrics = jax.grad(agent.actor_loss, has_aux=True)(agent.actor.params, batch,
+                                                                              actor_key)
+        entropy = jax.lax.stop_gradient(agent.policy_entropy(batch, entropy_key))
+        temp_grads, temp_metrics = jax.grad(agent.temperature_loss, has_aux=True)(agent.temperature.params,
+                                                                                 entropy)
+        agent = agent.replace(actor=agent.actor.apply_gradients(actor_grads),
+                              temperature=agent.temperature.apply_gradients(temp_grads))
+        return agent, {**actor_metrics, **temp_metrics}
+
+    def update(self, batch: Batch) -> tuple[SACAgent, Metrics]:
+        """High-UTD update on utd * batch_size transitions (METHOD.md §2.4)."""
+        utd, size = self.config.utd, self.config.batch_size
+        minibatches = jax.tree.map(lambda x: x.reshape(utd, size, *x.shape[1:]), batch)
+
+        def critic_step(agent: SACAgent, minibatch: Batch) -> tuple[SACAgent, Metrics]:
+            return agent.update_critic(minibatch)
+
+        agent, critic_metrics = jax.lax.scan(critic_step, self, minibatches)
+        actor_batch = batch if self.config.actor_on_full_batch else jax.tree.map(lambda x: x[-1], minibatches)
+        agent, actor_metrics = agent.update_actor_and_temperature(actor_batch)
+        return agent, {**jax.tree.map(jnp.mean, critic_metrics), **actor_metrics}
+
+    # --- acting -----------------------------------------------------------------------------------
+    def sample_actions(self, obs: jax.Array) -> tuple[SACAgent, jax.Array]:
+        """Stochastic actions a ~ pi(.|s), advancing the agent's rng."""
+        agent, key = self.split_rng()
+        mean, std = agent.policy(obs)
+        actions, _ = tanh_gaussian_sample(key, mean, std)
+        return agent, actions
+
+    def eval_actions(self, obs: jax.Array) -> jax.Array:
+        """Deterministic evaluation actions tanh(mean)."""
+        mean, _ = self.policy(obs)
+        return jnp.tanh(mean)
+
+
+@jax.jit
+def update(agent: SACAgent, batch: Batch) -> tuple[SACAgent, Metrics]:
+    """Jitted `SACAgent.update`."""
+    return agent.update(batch)

@@ -1,0 +1,91 @@
+"""Whole-agent checkpoints: params, targets, optimiser moments, temperature, step counters and rng.
+
+A checkpoint is a directory holding `agent.msgpack` (flax serialisation of the agent pytree) and
+`meta.json` (agent config, spaces, env, step). It is written under a temporary name and renamed into
+place, so a checkpoint directory is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import serialization
+
+from wsrl.errors import UserError
+
+AGENT_FILE, META_FILE = "agent.msgpack", "meta.json"
+
+
+def save(agent: Any, directory: str | Path, meta: dict[str, Any]) -> Path:
+    """Write `agent` and `meta` into `directory` atomically (replacing an older one of that name)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    (tmp / AGENT_FILE).write_bytes(serialization.to_bytes(jax.device_get(agent)))
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    if directory.exists():
+        shutil.rmtree(directory)
+    os.replace(tmp, directory)
+    return directory
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint directory itself, or the newest one under a run directory's checkpoints/."""
+    path = Path(path)
+    if (path / AGENT_FILE).is_file() and (path / META_FILE).is_file():
+        return path
+    candidates = sorted(
+        (p for p in (path / "checkpoints").glob("step_*") if (p / AGENT_FILE).is_file()),
+        key=lambda p: int(p.name.split("_")[1]),
+    ) if (path / "checkpoints").is_dir() else []
+    if candidates:
+        return candidates[-1]
+    if not path.exists():
+        raise UserError(f"--from {path}: no such file or directory; give a run directory or a checkpoint")
+    raise UserError(f"--from {path}: not a wsrl checkpoint (no {AGENT_FILE} + {META_FILE}, "
+                    "nor checkpoints/step_*/ inside); give a run directory written by wsrl")
+
+
+def load_meta(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((directory / META_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"checkpoint {directory}: unreadable {META_FILE} ({e})") from None
+
+
+def restore(template: Any, directory: Path) -> Any:
+    """Load the checkpoint into an agent shaped like `template`; the shapes must match exactly."""
+    try:
+        state = serialization.msgpack_restore((directory / AGENT_FILE).read_bytes())
+    except Exception as e:  # msgpack raises several unrelated types on corrupt input
+        raise UserError(f"checkpoint {directory}: corrupt {AGENT_FILE} ({type(e).__name__})") from None
+    expected = serialization.to_state_dict(template)
+    mismatch = _first_mismatch(expected, state)
+    if mismatch:
+        raise UserError(f"checkpoint {directory} does not fit the configured agent ({mismatch}); "
+                        "use the same preset and network sizes as the run that wrote it")
+    return serialization.from_state_dict(template, state)
+
+
+def _first_mismatch(expected: Any, found: Any, where: str = "") -> str | None:
+    if isinstance(expected, dict):
+        if not isinstance(found, dict) or set(expected) != set(found):
+            keys = sorted(set(found) ^ set(expected)) if isinstance(found, dict) else "structure"
+            return f"{where or 'agent'}: different entries {keys}"
+        for key in expected:
+            problem = _first_mismatch(expected[key], found[key], f"{where}/{key}")
+            if problem:
+                return problem
+        return None
+    if expected is None:
+        return None if found is None else f"{where}: unexpected value"
+    shape_e, shape_f = np.shape(expected), np.shape(found)
+    return None if shape_e == shape_f else f"{where}: shape {shape_f} where {shape_e} was expected"

@@ -1,0 +1,94 @@
+"""Environment construction, the training-env reward transform, and D4RL normalised scores (METHOD.md §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from wsrl.errors import UserError
+
+# D4RL reference returns (min, max) per task family, METHOD.md §6.
+REFERENCE_SCORES: dict[str, tuple[float, float]] = {
+    "hopper": (-20.272305, 3234.3),
+    "halfcheetah": (-280.178953, 12135.0),
+    "walker2d": (1.629008, 4592.3),
+    "ant": (-325.6, 3879.7),
+    "antmaze": (0.0, 1.0),
+    "kitchen": (0.0, 4.0),
+    "pen": (96.262799, 3076.8331017826877),
+    "door": (-56.512833, 2880.5693087298737),
+    "relocate": (-6.425911, 4233.877797728884),
+    "hammer": (-274.856578, 12794.134825156867),
+}
+
+
+def task_family(env_id: str) -> str | None:
+    """The REFERENCE_SCORES key of an env id ('Hopper-v5' -> 'hopper'), or None when unknown."""
+    name = env_id.split("/")[-1].split("-")[0].lower()
+    if name.startswith("antmaze"):
+        return "antmaze"
+    if name.startswith("frankakitchen") or name.startswith("kitchen"):
+        return "kitchen"
+    for part in ("pen", "door", "relocate", "hammer"):
+        if name.startswith("adroithand" + part):
+            return part
+    return name if name in REFERENCE_SCORES else None
+
+
+def normalized_score(env_id: str, episode_return: float,
+                     reference: tuple[float, float] | None = None) -> float | None:
+    """100 * (return - ref_min) / (ref_max - ref_min); `reference` (e.g. from Minari metadata) wins."""
+    if reference is None:
+        family = task_family(env_id)
+        if family is None:
+            return None
+        reference = REFERENCE_SCORES[family]
+    low, high = reference
+    return 100.0 * (episode_return - low) / (high - low)
+
+
+class RewardTransform(gym.Wrapper):
+    """r -> scale * r + bias on the training env only; the untransformed reward stays in info['raw_reward']."""
+
+    def __init__(self, env: gym.Env, scale: float, bias: float):
+        super().__init__(env)
+        self.scale, self.bias = scale, bias
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info = {**info, "raw_reward": reward}
+        return obs, self.scale * reward + self.bias, terminated, truncated, info
+
+
+def _ensure_registered(env_id: str) -> None:
+    if env_id in gym.registry:
+        return
+    import gymnasium_robotics  # noqa: F401  (registers AntMaze, PointMaze, Adroit, Kitchen)
+
+    gym.register_envs(gymnasium_robotics)
+
+
+def make_env(env_id: str, reward_scale: float = 1.0, reward_bias: float = 0.0) -> gym.Env:
+    """Make `env_id` with actions rescaled to [-1, 1]; reward transform only if it is not the identity."""
+    try:
+        _ensure_registered(env_id)
+        env = gym.make(env_id)
+    except gym.error.Error as e:
+        raise UserError(f"unknown environment {env_id!r} ({e}); use a Gymnasium id such as Hopper-v5") from None
+    if not isinstance(env.action_space, gym.spaces.Box) or not isinstance(env.observation_space, gym.spaces.Box):
+        env.close()
+        raise UserError(f"environment {env_id!r} needs Box observation and action spaces, it has "
+                        f"{env.observation_space} and {env.action_space}")
+    low, high = env.action_space.low, env.action_space.high
+    if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
+        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+    if (reward_scale, reward_bias) != (1.0, 0.0):
+        env = RewardTransform(env, reward_scale, reward_bias)
+    return env
+
+
+def space_dims(env: gym.Env) -> tuple[int, int]:
+    """(observation dim, action dim) of a flat Box env."""
+    return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))

@@ -1,0 +1,72 @@
+"""Deterministic evaluation rollouts, normalised score and success rate (METHOD.md §6)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import jax
+import numpy as np
+
+from wsrl.envs import normalized_score
+
+EVAL_ACTION_LIMIT = 0.99999
+
+
+@jax.jit
+def _eval_action(agent, obs):
+    return agent.eval_actions(obs[None])[0]
+
+
+def evaluate(agent, env: gym.Env, episodes: int, seed: int, env_id: str,
+             reference: tuple[float, float] | None = None) -> dict[str, float]:
+    """Run `episodes` episodes of tanh(mean) actions (clipped to +-0.99999) on the unscaled-reward env.
+
+    Episode i starts from reset(seed=seed + i), so every evaluation of a run sees the same start states.
+    """
+    returns, lengths, successes = [], [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, length, success, done = 0.0, 0, None, False
+        while not done:
+            action = np.clip(np.asarray(_eval_action(agent, obs)), -EVAL_ACTION_LIMIT, EVAL_ACTION_LIMIT)
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            length += 1
+            flag = info.get("success", info.get("is_success"))
+            if flag is not None:
+                success = bool(success) or bool(flag)
+            done = terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+        if success is not None:
+            successes.append(float(success))
+    result = {"eval_return": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
+              "eval_length": float(np.mean(lengths))}
+    score = normalized_score(env_id, result["eval_return"], reference)
+    if score is not None:
+        result["eval_normalized_score"] = score
+    if successes:
+        result["eval_success"] = float(np.mean(successes))
+    return result
+
+
+def evaluate_checkpoint(path: str, env_id: str | None, episodes: int, seed: int) -> dict[str, float | str]:
+    """Evaluate the checkpoint at `path` (run or checkpoint directory) on `env_id` or its own env."""
+    from wsrl import checkpoint
+    from wsrl.agents.sac import SACAgent, SACConfig
+    from wsrl.config import from_dict
+    from wsrl.envs import make_env, space_dims
+    from wsrl.errors import UserError
+
+    directory = checkpoint.resolve(path)
+    meta = checkpoint.load_meta(directory)
+    env_id = env_id or meta["env"]
+    env = make_env(env_id)
+    obs_dim, action_dim = space_dims(env)
+    if (meta["obs_dim"], meta["action_dim"]) != (obs_dim, action_dim):
+        raise UserError(f"checkpoint {directory} has observation/action dims {meta['obs_dim']}/"
+                        f"{meta['action_dim']}, {env_id} has {obs_dim}/{action_dim}; use the env it was trained on")
+    template = SACAgent.create(from_dict(SACConfig, meta["agent_config"]), obs_dim, action_dim, 0)
+    agent = checkpoint.restore(template, directory)
+    result = evaluate(agent, env, episodes, seed, env_id)
+    env.close()
+    return {"checkpoint": str(directory), "env": env_id, **result}

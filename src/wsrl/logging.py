@@ -1,0 +1,80 @@
+"""Run logging: metrics.csv (always), TensorBoard event files (always)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from tensorboardX import SummaryWriter
+
+COLUMNS = (
+    "env_step", "grad_step", "phase", "wall_time", "env_steps_per_s", "episode_return",
+    "eval_return", "eval_return_std", "eval_normalized_score", "eval_success", "eval_length",
+    "critic_loss", "q_mean", "target_q_mean", "actor_loss", "temperature", "temperature_loss", "entropy",
+)
+
+
+class RunLogger:
+    """Appends one row per call to metrics.csv and writes every numeric value to TensorBoard."""
+
+    def __init__(self, run_dir: Path):
+        self._file = open(run_dir / "metrics.csv", "w", newline="")  # noqa: SIM115 (closed in close())
+        self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
+        self._csv.writeheader()
+        self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, row: dict[str, Any]) -> None:
+        self._csv.writerow(row)
+        self._file.flush()
+        step = int(row["env_step"])
+        for key, value in row.items():
+            if key not in ("env_step", "phase") and isinstance(value, int | float) and math.isfinite(value):
+                self._tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self._file.close()
+        self._tb.close()
+
+
+
+class ProgressBar:
+    """A rich progress bar over env (or gradient) steps whose label shows the last evaluation return."""
+
+    def __init__(self, total: int, label: str):
+        self._label = label
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(),
+        )
+        self._task = self._bar.add_task(label, total=total, rate="")
+        self._start = time.perf_counter()
+        self._last_refresh = 0.0
+
+    def __enter__(self) -> ProgressBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def advance(self, completed: int, eval_return: float | None = None) -> None:
+        now = time.perf_counter()
+        if now - self._last_refresh < 0.2 and completed != self._bar.tasks[0].total:
+            return
+        self._last_refresh = now
+        description = self._label if eval_return is None else f"{self._label} | eval return {eval_return:.1f}"
+        rate = f"{completed / max(now - self._start, 1e-9):.0f} steps/s"
+        self._bar.update(self._task, completed=completed, description=description, rate=rate)
+

@@ -1,0 +1,216 @@
+"""Online training: warmup with the frozen policy, then one high-UTD update per env step (METHOD.md §2).
+
+`wsrl train` runs this from a random initialisation (SAC fast); `wsrl finetune` first restores a whole
+checkpoint (WSRL). The replay buffer starts empty and never holds offline data.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import numpy as np
+
+from wsrl import __version__, checkpoint
+from wsrl.agents.sac import SACAgent, SACConfig
+from wsrl.config import to_dict
+from wsrl.data.buffer import ReplayBuffer
+from wsrl.envs import make_env, space_dims
+from wsrl.errors import UserError
+from wsrl.evaluation import evaluate
+from wsrl.logging import ProgressBar, RunLogger
+
+EVAL_SEED_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """An online run: environment, budget, warmup, evaluation and logging, plus the learner."""
+
+    env: str = "Hopper-v5"
+    """Gymnasium environment id."""
+    steps: int = 250_000
+    """Online environment steps in total, warmup included."""
+    seed: int = 0
+    """Seed of the agent, the environment and the evaluation episodes."""
+    warmup_steps: int = 5000
+    """Warmup K: env steps collected with the frozen policy before any gradient step."""
+    warmup_policy: Literal["pretrained", "random"] = "pretrained"
+    """Warmup actions: stochastic samples of the (pre-trained) policy, or uniform random (ablation)."""
+    eval_every: int = 20_000
+    """Evaluate every this many env steps (also before the first update and at the end)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation (deterministic policy, unscaled rewards)."""
+    log_every: int = 1000
+    """Write training metrics every this many env steps."""
+    checkpoint_every: int = 0
+    """Save a checkpoint every this many env steps (0: only at the end)."""
+    buffer_capacity: int = 2_000_000
+    """Replay buffer capacity (transitions)."""
+    reward_scale: float = 1.0
+    """Training-env reward scale (never applied to the evaluation env)."""
+    reward_bias: float = 0.0
+    """Training-env reward bias (never applied to the evaluation env)."""
+    agent: SACConfig = field(default_factory=SACConfig)
+    """The ensemble SAC learner."""
+
+    @property
+    def first_update_step(self) -> int:
+        """Updates start once the step count exceeds max(K, one full UTD batch) (METHOD.md §2.3)."""
+        return max(self.warmup_steps, self.agent.utd * self.agent.batch_size) + 1
+
+    def validate(self) -> None:
+        for name in ("steps", "eval_every", "eval_episodes", "log_every", "buffer_capacity"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        for name in ("warmup_steps", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        try:
+            self.agent.validate()
+        except ValueError as e:
+            raise UserError(f"impossible agent config: {e}") from None
+
+
+@partial(jax.jit, donate_argnums=(1,))
+def _insert_and_act(agent: SACAgent, buffer: ReplayBuffer, transition: dict, obs: jax.Array):
+    buffer = buffer.insert(transition)
+    agent, action = agent.sample_actions(obs[None])
+    return agent, buffer, action[0]
+
+
+@partial(jax.jit, donate_argnums=(1,))
+def _insert_update_and_act(agent: SACAgent, buffer: ReplayBuffer, transition: dict, obs: jax.Array):
+    """The one device call per env step: store, sample utd * batch, high-UTD update, next action."""
+    buffer = buffer.insert(transition)
+    agent, key = agent.split_rng()
+    agent, metrics = agent.update(buffer.sample(key, agent.config.utd * agent.config.batch_size))
+    agent, action = agent.sample_actions(obs[None])
+    return agent, buffer, action[0], metrics
+
+
+def checkpoint_meta(config: OnlineConfig, obs_dim: int, action_dim: int, env_step: int, grad_step: int,
+                    algo: str = "sac") -> dict[str, Any]:
+    return {"algo": algo, "agent_config": to_dict(config.agent), "obs_dim": obs_dim, "action_dim": action_dim,
+            "env": config.env, "env_step": env_step, "grad_step": grad_step, "wsrl_version": __version__}
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to clobber an earlier run unless asked to; called only after all input was validated."""
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"--out {out} already holds files; choose another directory or pass --overwrite")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def load_initial_agent(config: OnlineConfig, path: str | Path, obs_dim: int, action_dim: int,
+                       template: SACAgent) -> SACAgent:
+    """Restore the whole agent (optimiser moments and temperature included) from a checkpoint."""
+    directory = checkpoint.resolve(path)
+    meta = checkpoint.load_meta(directory)
+    if (meta.get("obs_dim"), meta.get("action_dim")) != (obs_dim, action_dim):
+        raise UserError(
+            f"checkpoint {directory} was trained with observation dim {meta.get('obs_dim')} and action dim "
+            f"{meta.get('action_dim')}, but {config.env} has {obs_dim} and {action_dim}; use the env it was "
+            "trained on")
+    return checkpoint.restore(template, directory)
+
+
+def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | None = None,
+               overwrite: bool = False, command: str = "") -> dict[str, Any]:
+    """Train online into run directory `out`; returns the summary also written to summary.json."""
+    config.validate()
+    out = Path(out)
+    env = make_env(config.env, config.reward_scale, config.reward_bias)
+    eval_env = make_env(config.env)
+    obs_dim, action_dim = space_dims(env)
+    agent = SACAgent.create(config.agent, obs_dim, action_dim, config.seed)
+    if init_from is not None:
+        agent = load_initial_agent(config, init_from, obs_dim, action_dim, agent)
+    prepare_run_dir(out, overwrite)
+    (out / "config.json").write_text(json.dumps(
+        {"command": command, "init_from": None if init_from is None else str(init_from),
+         "wsrl_version": __version__, "jax_backend": jax.default_backend(), "config": to_dict(config)},
+        indent=2))
+    logger = RunLogger(out)
+    try:
+        summary = _loop(config, agent, env, eval_env, obs_dim, action_dim, logger, out)
+    finally:
+        logger.close()
+        env.close()
+        eval_env.close()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, action_dim: int,
+          logger: RunLogger, out: Path) -> dict[str, Any]:
+    rng = np.random.default_rng(config.seed)
+    buffer = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps))
+    grad_step_at_start = int(agent.critic.step)
+    start = time.perf_counter()
+    metrics: dict[str, jax.Array] = {}
+    last_eval: dict[str, float] = {}
+    episode_return, last_episode_return = 0.0, None
+
+    def row(env_step: int, extra: dict[str, float]) -> dict[str, Any]:
+        elapsed = time.perf_counter() - start
+        return {"env_step": env_step, "grad_step": int(agent.critic.step) - grad_step_at_start,
+                "phase": "warmup" if env_step <= config.warmup_steps else "online",
+                "wall_time": elapsed, "env_steps_per_s": env_step / max(elapsed, 1e-9), **extra}
+
+    def run_eval(env_step: int) -> None:
+        nonlocal last_eval
+        last_eval = evaluate(agent, eval_env, config.eval_episodes, config.seed + EVAL_SEED_OFFSET, config.env)
+        logger.log(row(env_step, last_eval))
+
+    def save(env_step: int) -> None:
+        grad_step = int(agent.critic.step)
+        checkpoint.save(agent, out / "checkpoints" / f"step_{env_step}",
+                        checkpoint_meta(config, obs_dim, action_dim, env_step, grad_step))
+
+    run_eval(0)
+    obs, _ = env.reset(seed=config.seed)
+    env.action_space.seed(config.seed)
+    agent, action = agent.sample_actions(obs[None])
+    action = np.asarray(action[0])
+    with ProgressBar(config.steps, "online") as progress:
+        for env_step in range(1, config.steps + 1):
+            if env_step <= config.warmup_steps and config.warmup_policy == "random":
+                action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            transition = {"observations": obs, "actions": action, "rewards": np.float32(reward),
+                          "next_observations": next_obs, "masks": np.float32(not terminated)}
+            episode_return += float(info.get("raw_reward", reward))
+            if terminated or truncated:
+                last_episode_return, episode_return = episode_return, 0.0
+                next_obs, _ = env.reset()
+            obs = next_obs
+            if env_step >= config.first_update_step:
+                agent, buffer, action, metrics = _insert_update_and_act(agent, buffer, transition, obs)
+            else:
+                agent, buffer, action = _insert_and_act(agent, buffer, transition, obs)
+            action = np.asarray(action)
+
+            if env_step % config.log_every == 0:
+                logger.log(row(env_step, {"episode_return": last_episode_return,
+                                          **{k: float(v) for k, v in metrics.items()}}))
+            if env_step % config.eval_every == 0 or env_step == config.steps:
+                run_eval(env_step)
+            if config.checkpoint_every and env_step % config.checkpoint_every == 0:
+                save(env_step)
+            progress.advance(env_step, last_eval.get("eval_return"))
+    if not (config.checkpoint_every and config.steps % config.checkpoint_every == 0):
+        save(config.steps)
+    elapsed = time.perf_counter() - start
+    return {"env": config.env, "env_steps": config.steps,
+            "grad_steps": int(agent.critic.step) - grad_step_at_start, "wall_time_s": elapsed,
+            "env_steps_per_s": config.steps / elapsed, "last_train_episode_return": last_episode_return,
+            "final_eval": last_eval}
