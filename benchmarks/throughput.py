@@ -1,0 +1,77 @@
+"""Update throughput of the learners, and achieved FLOP/s against this machine's float32 matmul peak.
+
+Run by hand:  .venv/bin/python benchmarks/throughput.py [--seconds 10]
+Prints one line per configuration: updates/s, critic gradient steps/s, GFLOP per update (XLA's cost
+analysis of the compiled update) and achieved FLOP/s as a fraction of the measured matmul peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wsrl.agents.sac import SACAgent, SACConfig, update
+
+OBS_DIM, ACTION_DIM = 17, 6  # HalfCheetah / Walker2d sizes
+
+
+def matmul_peak(seconds: float, n: int = 2048) -> float:
+    """Best float32 FLOP/s of an n x n matmul in JAX on the default device."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        f(a).block_until_ready()
+        best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+def random_batch(size: int, seed: int = 0) -> dict[str, jax.Array]:
+    rng = np.random.default_rng(seed)
+    return {"observations": jnp.asarray(rng.normal(size=(size, OBS_DIM)), jnp.float32),
+            "actions": jnp.asarray(rng.uniform(-1, 1, (size, ACTION_DIM)), jnp.float32),
+            "rewards": jnp.asarray(rng.normal(size=size), jnp.float32),
+            "next_observations": jnp.asarray(rng.normal(size=(size, OBS_DIM)), jnp.float32),
+            "masks": jnp.ones(size, jnp.float32)}
+
+
+def measure(name: str, config: SACConfig, seconds: float, peak: float) -> None:
+    agent = SACAgent.create(config, OBS_DIM, ACTION_DIM, seed=0)
+    batch = random_batch(config.utd * config.batch_size)
+    compiled = update.lower(agent, batch).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops = float(cost.get("flops", float("nan")))
+    agent, _ = compiled(agent, batch)
+    jax.block_until_ready(agent)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        agent, metrics = compiled(agent, batch)
+        count += 1
+    jax.block_until_ready(metrics)
+    rate = count / (time.perf_counter() - start)
+    print(f"{name:<34} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
+          f"{flops / 1e9:6.2f} GFLOP/update  {rate * flops / 1e9:7.1f} GFLOP/s = {rate * flops / peak:5.1%} of peak")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per configuration")
+    args = parser.parse_args()
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
+    peak = matmul_peak(min(args.seconds, 5.0))
+    print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    wsrl = SACConfig()  # locomotion preset: 10 critics, subset 2, 2x256 LayerNorm, UTD 4 x 256
+    measure("WSRL (10 critics, UTD 4 x 256)", wsrl, args.seconds, peak)
+    sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1)
+    measure("SAC (2 critics, UTD 1 x 256)", sac, args.seconds, peak)
+
+
+if __name__ == "__main__":
+    main()
