@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
 import gymnasium as gym
@@ -65,7 +67,9 @@ class RewardTransform(gym.Wrapper):
 def _ensure_registered(env_id: str) -> None:
     if env_id in gym.registry:
         return
-    import gymnasium_robotics  # noqa: F401  (registers AntMaze, PointMaze, Adroit, Kitchen)
+    # Its import prints a notice about Adroit *Dense-v1 rewards to stderr; keep our stderr to errors only.
+    with contextlib.redirect_stderr(io.StringIO()):
+        import gymnasium_robotics  # registers AntMaze, PointMaze, Adroit, Kitchen
 
     gym.register_envs(gymnasium_robotics)
 
