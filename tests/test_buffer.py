@@ -7,7 +7,8 @@ from wsrl.data.buffer import ReplayBuffer
 
 def transition(i: int) -> dict:
     """A transition whose every field encodes its index i (never zero)."""
-    return {"observations": jnp.full(3, i + 1.0), "actions": jnp.full(2, -(i + 1.0)), "rewards": jnp.asarray(10.0 * (i + 1)),
+    return {"observations": jnp.full(3, i + 1.0), "actions": jnp.full(2, -(i + 1.0)),
+            "rewards": jnp.asarray(10.0 * (i + 1)),
             "next_observations": jnp.full(3, i + 1.5), "masks": jnp.asarray(1.0)}
 
 

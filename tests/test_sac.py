@@ -117,8 +117,8 @@ def test_high_utd_update_counts_steps_and_polyak_updates_targets_after_each_crit
     replay, tau = agent, TINY.tau
     for i in range(TINY.utd):
         before = replay.critic.target_params
-        replay, _ = replay.update_critic(jax.tree.map(lambda x: x[i * TINY.batch_size:(i + 1) * TINY.batch_size],
-                                                      batch))
+        minibatch = {k: v[i * TINY.batch_size:(i + 1) * TINY.batch_size] for k, v in batch.items()}
+        replay, _ = replay.update_critic(minibatch)
         expected = jax.tree.map(lambda p, t: tau * p + (1 - tau) * t, replay.critic.params, before)
         for got, want in zip(jax.tree.leaves(replay.critic.target_params), jax.tree.leaves(expected), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

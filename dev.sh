@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set-up and entry points for a fresh machine with Python >= 3.11:
+#   bash dev.sh demo   create .venv, install wsrl, run the end-to-end demo
+#   bash dev.sh test   create .venv, install wsrl with test tools, run the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+
+setup() {
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "dev.sh: error: needs Python >= 3.11 as '$PYTHON' (set PYTHON=/path/to/python3.11)" >&2
+    exit 2
+  fi
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  local stamp=.venv/.wsrl-installed
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[dev]"
+    touch "$stamp"
+  fi
+}
+
+case "${1:-}" in
+  demo)
+    setup
+    shift
+    # Until `wsrl demo` exists: SAC from scratch, then WSRL fine-tuning from its checkpoint, on Hopper-v5.
+    .venv/bin/wsrl train --env Hopper-v5 --steps 3000 --warmup-steps 1000 --eval-every 1000 \
+      --eval-episodes 5 --out runs/demo/train --overwrite "$@"
+    .venv/bin/wsrl finetune --from runs/demo/train --env Hopper-v5 --steps 3000 --warmup-steps 1000 \
+      --eval-every 1000 --eval-episodes 5 --out runs/demo/finetune --overwrite "$@"
+    ;;
+  test)
+    setup
+    shift
+    .venv/bin/python -m pytest tests "$@"
+    ;;
+  *)
+    echo "usage: bash dev.sh demo|test" >&2
+    exit 2
+    ;;
+esac
