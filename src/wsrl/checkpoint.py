@@ -17,9 +17,18 @@ import jax
 import numpy as np
 from flax import serialization
 
+from wsrl import __version__
+from wsrl.config import to_dict
 from wsrl.errors import UserError
 
 AGENT_FILE, META_FILE = "agent.msgpack", "meta.json"
+
+
+def metadata(algo: str, agent_config: Any, obs_dim: int, action_dim: int, env: str | None, env_step: int,
+             grad_step: int, **extra: Any) -> dict[str, Any]:
+    """What meta.json records: enough to rebuild the agent and check it against an env."""
+    return {"algo": algo, "agent_config": to_dict(agent_config), "obs_dim": obs_dim, "action_dim": action_dim,
+            "env": env, "env_step": env_step, "grad_step": grad_step, "wsrl_version": __version__, **extra}
 
 
 def save(agent: Any, directory: str | Path, meta: dict[str, Any]) -> Path:
@@ -61,12 +70,16 @@ def load_meta(directory: Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {directory}: unreadable {META_FILE} ({e})") from None
 
 
-def restore(template: Any, directory: Path) -> Any:
-    """Load the checkpoint into an agent shaped like `template`; the shapes must match exactly."""
+def restore(template: Any, directory: Path, drop: tuple[str, ...] = ()) -> Any:
+    """Load the checkpoint into an agent shaped like `template`; the shapes must match exactly.
+
+    Top-level entries named in `drop` (state the template's agent does not have) are discarded.
+    """
     try:
         state = serialization.msgpack_restore((directory / AGENT_FILE).read_bytes())
     except Exception as e:  # msgpack raises several unrelated types on corrupt input
         raise UserError(f"checkpoint {directory}: corrupt {AGENT_FILE} ({type(e).__name__})") from None
+    state = {k: v for k, v in state.items() if k not in drop} if isinstance(state, dict) else state
     expected = serialization.to_state_dict(template)
     mismatch = _first_mismatch(expected, state)
     if mismatch:

@@ -8,15 +8,18 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from wsrl.config import add_config_arguments, config_from_arguments
 from wsrl.errors import UserError
-from wsrl.presets import DEFAULT_PRESET, PRESETS, get_preset
+from wsrl.presets import DEFAULT_PRESET, PRESETS, offline_preset, online_preset
 
 COMMANDS = {
-    "train": "train the WSRL online learner from scratch, no offline data (the paper's SAC fast)",
+    "pretrain": "pre-train CQL or Cal-QL on an offline dataset (Minari id/directory or D4RL hdf5)",
     "finetune": "fine-tune a checkpoint online with WSRL: warmup with the frozen policy, then ensemble SAC",
+    "train": "train the WSRL online learner from scratch, no offline data (the paper's SAC fast)",
     "eval": "evaluate a checkpoint's deterministic policy",
+    "data": "`wsrl data info DATASET`: episodes, transitions, returns, normalised-score range, spaces",
 }
 
 
@@ -35,7 +38,7 @@ def _top_help() -> str:
 
 
 def _run_parser(command: str, preset: str) -> tuple[_Parser, object]:
-    base = get_preset(preset)
+    base = offline_preset(preset) if command == "pretrain" else online_preset(preset)
     parser = _Parser(prog=f"wsrl {command}", description=COMMANDS[command])
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help="hyperparameter preset of a benchmark family; other flags override it")
@@ -54,20 +57,40 @@ def _preset_name(args: Sequence[str]) -> str:
     return pre.parse_known_args(args)[0].preset
 
 
-def _train_or_finetune(command: str, args: Sequence[str]) -> int:
+def _run(command: str, args: Sequence[str]) -> int:
+    from wsrl.train.offline import run_offline
     from wsrl.train.online import run_online
 
     parser, base = _run_parser(command, _preset_name(args))
     ns = parser.parse_args(args)
     config = config_from_arguments(base, ns)
-    out = ns.out or f"runs/{command}_{config.env}_seed{config.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
-    summary = run_online(config, out, init_from=getattr(ns, "from_path", None), overwrite=ns.overwrite,
-                         command=shlex.join(["wsrl", command, *args]))
+    name = Path(config.dataset).name if command == "pretrain" else config.env
+    out = ns.out or f"runs/{command}_{name}_seed{config.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+    line = shlex.join(["wsrl", command, *args])
+    if command == "pretrain":
+        summary = run_offline(config, out, overwrite=ns.overwrite, command=line)
+        steps = f"{summary['grad_steps']} gradient steps"
+    else:
+        summary = run_online(config, out, init_from=getattr(ns, "from_path", None), overwrite=ns.overwrite,
+                             command=line)
+        steps = f"{summary['env_steps']} env steps, {summary['grad_steps']} gradient steps"
     final = summary["final_eval"]
-    score = final.get("eval_normalized_score")
-    print(f"done: {summary['env_steps']} env steps, {summary['grad_steps']} gradient steps in "
-          f"{summary['wall_time_s']:.0f}s; final eval return {final['eval_return']:.1f}"
-          + ("" if score is None else f" (normalised score {score:.1f})") + f"; run directory {out}")
+    result = "no evaluation env" if not final else f"final eval return {final['eval_return']:.1f}"
+    if final.get("eval_normalized_score") is not None:
+        result += f" (normalised score {final['eval_normalized_score']:.1f})"
+    print(f"done: {steps} in {summary['wall_time_s']:.0f}s; {result}; run directory {out}")
+    return 0
+
+
+def _data(args: Sequence[str]) -> int:
+    from wsrl.data.loaders import describe, read_dataset
+
+    parser = _Parser(prog="wsrl data", description=COMMANDS["data"])
+    parser.add_argument("action", choices=["info"], help="what to do with the dataset")
+    parser.add_argument("dataset", help="Minari dataset id or directory, or D4RL hdf5 file")
+    ns = parser.parse_args(args)
+    for key, value in describe(read_dataset(ns.dataset)).items():
+        print(f"{key:<24} {value}")
     return 0
 
 
@@ -96,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, rest = args[0], args[1:]
         if command not in COMMANDS:
             raise UserError(f"unknown command {command!r}; choose one of {', '.join(COMMANDS)}")
-        code = _eval(rest) if command == "eval" else _train_or_finetune(command, rest)
+        code = {"eval": _eval, "data": _data}.get(command, lambda a: _run(command, a))(rest)
     except UserError as e:
         print(f"wsrl: error: {e}", file=sys.stderr)
         code = 2

@@ -1,20 +1,31 @@
-"""Presets: the paper's numbers per benchmark family (METHOD.md §3), as complete online run configs."""
+"""Presets: the paper's numbers per benchmark family (METHOD.md §3-4), for pre-training and for WSRL online.
+
+Each family module defines `offline()` (an OfflineConfig) and `online()` (an OnlineConfig) with the same
+network shapes, so that a checkpoint pre-trained with a preset loads into `wsrl finetune` with that preset.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from types import ModuleType
 
 from wsrl.errors import UserError
-from wsrl.presets import locomotion
+from wsrl.presets import adroit, antmaze, kitchen, locomotion
+from wsrl.train.offline import OfflineConfig
 from wsrl.train.online import OnlineConfig
 
-PRESETS: dict[str, Callable[[], OnlineConfig]] = {
-    "locomotion": locomotion.online,
-}
+PRESETS: dict[str, ModuleType] = {"antmaze": antmaze, "kitchen": kitchen, "adroit": adroit, "locomotion": locomotion}
 DEFAULT_PRESET = "locomotion"
 
 
-def get_preset(name: str) -> OnlineConfig:
+def _family(name: str) -> ModuleType:
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]()
+    return PRESETS[name]
+
+
+def online_preset(name: str) -> OnlineConfig:
+    return _family(name).online()
+
+
+def offline_preset(name: str) -> OfflineConfig:
+    return _family(name).offline()

@@ -27,6 +27,8 @@ from wsrl.evaluation import evaluate
 from wsrl.logging import ProgressBar, RunLogger
 
 EVAL_SEED_OFFSET = 10_000
+# Pre-training state that the online agent does not carry over: the CQL multiplier (METHOD.md §2.1).
+OFFLINE_ONLY_STATE = ("cql_lagrange",)
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,6 @@ def _insert_update_and_act(agent: SACAgent, buffer: ReplayBuffer, transition: di
     return agent, buffer, action[0], metrics
 
 
-def checkpoint_meta(config: OnlineConfig, obs_dim: int, action_dim: int, env_step: int, grad_step: int,
-                    algo: str = "sac") -> dict[str, Any]:
-    return {"algo": algo, "agent_config": to_dict(config.agent), "obs_dim": obs_dim, "action_dim": action_dim,
-            "env": config.env, "env_step": env_step, "grad_step": grad_step, "wsrl_version": __version__}
-
-
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
     """Refuse to clobber an earlier run unless asked to; called only after all input was validated."""
     if out.exists() and any(out.iterdir()):
@@ -120,7 +116,7 @@ def load_initial_agent(config: OnlineConfig, path: str | Path, obs_dim: int, act
             f"checkpoint {directory} was trained with observation dim {meta.get('obs_dim')} and action dim "
             f"{meta.get('action_dim')}, but {config.env} has {obs_dim} and {action_dim}; use the env it was "
             "trained on")
-    return checkpoint.restore(template, directory)
+    return checkpoint.restore(template, directory, drop=OFFLINE_ONLY_STATE)
 
 
 def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | None = None,
@@ -174,7 +170,7 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     def save(env_step: int) -> None:
         grad_step = int(agent.critic.step)
         checkpoint.save(agent, out / "checkpoints" / f"step_{env_step}",
-                        checkpoint_meta(config, obs_dim, action_dim, env_step, grad_step))
+                        checkpoint.metadata("sac", config.agent, obs_dim, action_dim, config.env, env_step, grad_step))
 
     run_eval(0)
     obs, _ = env.reset(seed=config.seed)

@@ -1,0 +1,134 @@
+"""CQL and Cal-QL (METHOD.md §4): the ensemble SAC learner plus a conservative penalty on the critics.
+
+Cal-QL is CQL with one change (`calql=True`): inside the push-down term the Q-values of policy actions
+are clipped from below by the dataset's Monte-Carlo return-to-go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from wsrl.agents.sac import Batch, Metrics, SACAgent, SACConfig, TrainState, gather_critics, sample_critic_subset
+from wsrl.nets import Temperature, tanh_gaussian_sample
+
+
+@dataclass(frozen=True)
+class CQLConfig(SACConfig):
+    """CQL / Cal-QL: SAC settings plus the conservative penalty; offline defaults of the locomotion preset."""
+
+    max_target_backup: bool = True
+    """Max-target backup: max over `backup_actions` next actions of the subset-min Q (on for CQL)."""
+    utd: int = 1
+    """Update-to-data ratio: critic steps per update (1 offline)."""
+    cql_alpha: float = 5.0
+    """Weight of the CQL penalty (fixed-alpha variant)."""
+    cql_autotune: bool = False
+    """Lagrange variant: alpha = softplus(lambda) >= 0 tuned to hold the penalty at the target action gap."""
+    cql_target_action_gap: float = 0.8
+    """Target of the mean penalty for the Lagrange variant."""
+    cql_alpha_lr: float = 3e-4
+    """Adam learning rate of the Lagrange multiplier."""
+    cql_initial_alpha: float = 1.0
+    """Initial alpha of the Lagrange variant."""
+    cql_n_actions: int = 10
+    """Sampled actions per proposal (uniform, pi(.|s), pi(.|s')) in the logsumexp."""
+    cql_importance_sample: bool = True
+    """Subtract each proposal's log-density inside the logsumexp."""
+    cql_temp: float = 1.0
+    """Temperature of the logsumexp."""
+    calql: bool = False
+    """Cal-QL: clip policy-action Q-values in the penalty from below by the return-to-go."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.cql_n_actions < 1:
+            raise ValueError("cql_n_actions must be >= 1")
+        if self.cql_temp <= 0 or self.cql_initial_alpha <= 0:
+            raise ValueError("cql_temp and cql_initial_alpha must be > 0")
+
+
+def cql_logsumexp(q_rand: jax.Array, q_pi: jax.Array, q_next: jax.Array, q_data: jax.Array, log_pi: jax.Array,
+                  log_next: jax.Array, action_dim: int, importance_sample: bool, temp: float) -> jax.Array:
+    """The push-up term over sampled actions, (critics, B) from Q's of shape (critics, B, n).
+
+    With importance sampling each proposal's log-density is subtracted (uniform: log 0.5^|A|); without
+    it, Q(s, a_data) joins the samples and log N is subtracted (a log-mean-exp).
+    """
+    if importance_sample:
+        uniform_log_density = action_dim * jnp.log(0.5)
+        terms = jnp.concatenate([q_rand - uniform_log_density, q_pi - log_pi, q_next - log_next], axis=-1)
+        return temp * jax.nn.logsumexp(terms / temp, axis=-1)
+    terms = jnp.concatenate([q_rand, q_data[..., None], q_pi, q_next], axis=-1)
+    return temp * jax.nn.logsumexp(terms / temp, axis=-1) - jnp.log(terms.shape[-1])
+
+
+class CQLAgent(SACAgent):
+    """SACAgent whose critic loss adds alpha * (logsumexp_a Q(s, a) - Q(s, a_data))."""
+
+    cql_lagrange: TrainState | None = None
+
+    @classmethod
+    def create(cls, config: CQLConfig, obs_dim: int, action_dim: int, seed: int) -> CQLAgent:
+        agent = super().create(config, obs_dim, action_dim, seed)
+        if not config.cql_autotune:
+            return agent
+        params = Temperature(config.cql_initial_alpha).init(jax.random.PRNGKey(seed + 1))["params"]
+        return agent.replace(cql_lagrange=TrainState.create(params, optax.adam(config.cql_alpha_lr)))
+
+    def cql_alpha_value(self, params: Any = None) -> jax.Array:
+        if self.cql_lagrange is None:
+            return jnp.asarray(self.config.cql_alpha)
+        params = self.cql_lagrange.params if params is None else params
+        return Temperature(self.config.cql_initial_alpha).apply({"params": params})
+
+    def cql_penalty(self, params: Any, batch: Batch, key: jax.Array) -> jax.Array:
+        """logsumexp over sampled actions minus Q(s, a_data), per penalised critic and state: (k, B)."""
+        cfg, n = self.config, self.config.cql_n_actions
+        rand_key, pi_key, next_key, subset_key = jax.random.split(key, 4)
+        obs = batch["observations"]
+        batch_size = obs.shape[0]
+        repeat = lambda x: jnp.repeat(x[:, None], n, axis=1)  # noqa: E731
+        rand_actions = jax.random.uniform(rand_key, (batch_size, n, self.action_dim), minval=-1.0, maxval=1.0)
+        pi_actions, log_pi = tanh_gaussian_sample(pi_key, *map(repeat, self.policy(obs)))
+        next_actions, log_next = tanh_gaussian_sample(next_key, *map(repeat, self.policy(batch["next_observations"])))
+        if cfg.num_critics > cfg.critic_subset:  # ensemble: penalise a random subset, drawn with replacement
+            params = gather_critics(params, sample_critic_subset(subset_key, cfg.num_critics, cfg.critic_subset, True))
+        obs_n = repeat(obs)
+        q_rand = self.q_values(obs_n, rand_actions, params)
+        q_pi = self.q_values(obs_n, jax.lax.stop_gradient(pi_actions), params)
+        q_next = self.q_values(obs_n, jax.lax.stop_gradient(next_actions), params)
+        q_data = self.q_values(obs, batch["actions"], params)
+        if cfg.calql:  # Cal-QL lower bound on policy actions only (METHOD.md §4)
+            bound = batch["mc_returns"][None, :, None]
+            q_pi, q_next = jnp.maximum(q_pi, bound), jnp.maximum(q_next, bound)
+        lse = cql_logsumexp(q_rand, q_pi, q_next, q_data, jax.lax.stop_gradient(log_pi),
+                            jax.lax.stop_gradient(log_next), self.action_dim, cfg.cql_importance_sample, cfg.cql_temp)
+        return lse - q_data
+
+    def critic_loss(self, params: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, Metrics]:
+        td_key, penalty_key = jax.random.split(key)
+        td_loss, metrics = super().critic_loss(params, batch, td_key)
+        penalty = self.cql_penalty(params, batch, penalty_key).mean()
+        alpha = jax.lax.stop_gradient(self.cql_alpha_value())
+        gap = self.config.cql_target_action_gap if self.cql_lagrange is not None else 0.0
+        loss = td_loss + alpha * (penalty - gap)
+        return loss, {**metrics, "td_loss": td_loss, "critic_loss": loss, "cql_penalty": penalty, "cql_alpha": alpha}
+
+    def update_critic(self, batch: Batch) -> tuple[CQLAgent, Metrics]:
+        agent, metrics = super().update_critic(batch)
+        if agent.cql_lagrange is None:
+            return agent, metrics
+        gap = agent.config.cql_target_action_gap
+
+        def lagrange_loss(params: Any) -> jax.Array:
+            """-alpha * (penalty - gap): descent raises alpha while the penalty exceeds the gap."""
+            return -agent.cql_alpha_value(params) * (metrics["cql_penalty"] - gap)
+
+        grads = jax.grad(lagrange_loss)(agent.cql_lagrange.params)
+        return agent.replace(cql_lagrange=agent.cql_lagrange.apply_gradients(grads)), metrics
+

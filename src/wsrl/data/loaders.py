@@ -1,0 +1,178 @@
+"""Read offline datasets: Minari directories (by id or path) and D4RL-style hdf5 files (METHOD.md §7)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from wsrl.data.transitions import Episode
+from wsrl.errors import UserError
+
+# Dict observations (goal-conditioned mazes) are flattened in this order, by the dataset and the env alike.
+GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+
+def flatten_observation(obs: Any) -> np.ndarray:
+    """A Box observation as is; a goal dict as the concatenation of GOAL_KEYS (last axis)."""
+    if isinstance(obs, dict):
+        missing = [k for k in GOAL_KEYS if k not in obs]
+        if missing:
+            raise UserError(f"dict observation without {missing}; only goal dicts {GOAL_KEYS} are supported")
+        return np.concatenate([np.asarray(obs[k], np.float32) for k in GOAL_KEYS], axis=-1)
+    return np.asarray(obs, np.float32)
+
+
+@dataclass
+class RawDataset:
+    """Episodes plus what the file says about itself."""
+
+    episodes: list[Episode]
+    source: str
+    env_id: str | None = None
+    reference: tuple[float, float] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    successes: list[np.ndarray] | None = None
+
+
+def minari_root() -> Path:
+    return Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
+
+
+def find_minari(id_or_path: str) -> Path | None:
+    """The directory holding data/main_data.hdf5 for a Minari id or path, or None."""
+    for candidate in (Path(id_or_path), minari_root() / id_or_path):
+        if (candidate / "data" / "main_data.hdf5").is_file():
+            return candidate
+    return None
+
+
+def _read(group: h5py.Group | h5py.Dataset) -> Any:
+    if isinstance(group, h5py.Group):
+        return {k: _read(group[k]) for k in group}
+    return group[()]
+
+
+def read_minari(directory: Path) -> RawDataset:
+    """Episodes of a Minari dataset directory, read straight from its hdf5 file."""
+    source = f"Minari dataset {directory}"
+    meta_path = directory / "data" / "metadata.json"
+    metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    episodes, successes = [], []
+    try:
+        with h5py.File(directory / "data" / "main_data.hdf5", "r") as f:
+            names = sorted((k for k in f if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
+            for name in names:
+                g = f[name]
+                episodes.append(Episode(
+                    observations=flatten_observation(_read(g["observations"])),
+                    actions=np.asarray(g["actions"][()], np.float32),
+                    rewards=np.asarray(g["rewards"][()], np.float32).reshape(-1),
+                    terminations=np.asarray(g["terminations"][()], bool).reshape(-1),
+                    truncations=np.asarray(g["truncations"][()], bool).reshape(-1),
+                ))
+                infos = g.get("infos")
+                successes.append(np.asarray(infos["success"][()], bool).reshape(-1)
+                                 if infos is not None and "success" in infos else None)
+    except (OSError, KeyError) as e:
+        raise UserError(f"{source}: corrupt or truncated hdf5 ({e}); regenerate it with `wsrl collect`") from None
+    env_spec = metadata.get("env_spec")
+    env_id = json.loads(env_spec).get("id") if isinstance(env_spec, str) else None
+    reference = None
+    if metadata.get("ref_min_score") is not None and metadata.get("ref_max_score") is not None:
+        reference = (float(metadata["ref_min_score"]), float(metadata["ref_max_score"]))
+    return RawDataset(episodes, source, env_id, reference, metadata,
+                      successes if all(s is not None for s in successes) and successes else None)
+
+
+def read_d4rl(path: Path) -> RawDataset:
+    """Episodes of a flat D4RL hdf5 file: boundaries at terminals, timeouts and next-observation jumps.
+
+    Without next_observations, the last transition of a time-limit-cut episode has no successor and
+    is dropped (the next stored observation belongs to the following episode).
+    """
+    source = f"D4RL file {path}"
+    try:
+        with h5py.File(path, "r") as f:
+            data = {k: f[k][()] for k in ("observations", "actions", "rewards", "terminals", "timeouts",
+                                          "next_observations") if k in f}
+    except OSError as e:
+        raise UserError(f"{source}: corrupt or truncated hdf5 ({e})") from None
+    for key in ("observations", "actions", "rewards", "terminals"):
+        if key not in data:
+            raise UserError(f"{source}: missing dataset '{key}'; not a D4RL-style file")
+    obs = np.asarray(data["observations"], np.float32)
+    n = len(obs)
+    terminals = np.asarray(data["terminals"], bool).reshape(-1)
+    timeouts = np.asarray(data.get("timeouts", np.zeros(n)), bool).reshape(-1)
+    next_obs = data.get("next_observations")
+    episodes, start = [], 0
+    for i in range(n):
+        jump = next_obs is not None and i + 1 < n and not np.array_equal(next_obs[i], obs[i + 1])
+        last = i == n - 1
+        if not (terminals[i] or timeouts[i] or jump or last):
+            continue
+        end = i + 1
+        if next_obs is not None:
+            observations = np.concatenate([obs[start:end], np.asarray(next_obs[i:i + 1], np.float32)])
+        elif terminals[i]:
+            # The successor of a terminal state is never used (mask 0): repeat the state.
+            observations = np.concatenate([obs[start:end], obs[i:i + 1]])
+        else:
+            end = i  # time-limit cut (or file end) without next_observations: drop the last transition
+            observations = obs[start:i + 1]
+        if end > start:
+            truncations = np.zeros(end - start, bool)
+            truncations[-1] = not terminals[end - 1]
+            episodes.append(Episode(
+                observations=observations,
+                actions=np.asarray(data["actions"][start:end], np.float32),
+                rewards=np.asarray(data["rewards"][start:end], np.float32).reshape(-1),
+                terminations=terminals[start:end].copy(),
+                truncations=truncations,
+            ))
+        start = i + 1
+    return RawDataset(episodes, source)
+
+
+def read_dataset(id_or_path: str) -> RawDataset:
+    """A Minari id / directory or a D4RL hdf5 file; a clear error naming where it looked otherwise."""
+    path = Path(id_or_path)
+    if path.is_file():
+        return read_d4rl(path)
+    directory = find_minari(id_or_path)
+    if directory is not None:
+        return read_minari(directory)
+    raise UserError(f"dataset {id_or_path!r} not found: no file of that name and no "
+                    f"{minari_root() / id_or_path}/data/main_data.hdf5 (Minari root from $MINARI_DATASETS_PATH or "
+                    "~/.minari/datasets); create one with `wsrl collect`")
+
+
+def describe(raw: RawDataset) -> dict[str, Any]:
+    """What `wsrl data info` prints: size, raw episode returns, normalised-score range, spaces."""
+    from wsrl.envs import normalized_score
+
+    returns = np.array([float(e.rewards.sum()) for e in raw.episodes]) if raw.episodes else np.zeros(1)
+    info: dict[str, Any] = {
+        "source": raw.source,
+        "env": raw.env_id or "unknown",
+        "episodes": len(raw.episodes),
+        "transitions": sum(len(e) for e in raw.episodes),
+        "observation dim": raw.episodes[0].observations.shape[-1] if raw.episodes else "-",
+        "action dim": raw.episodes[0].actions.shape[-1] if raw.episodes else "-",
+        "terminations": int(sum(e.terminations.sum() for e in raw.episodes)),
+        "episode return": f"mean {returns.mean():.2f}  std {returns.std():.2f}  min {returns.min():.2f}  "
+                          f"max {returns.max():.2f}",
+    }
+    if raw.successes is not None:
+        info["success rate"] = f"{np.mean([s.any() for s in raw.successes]):.3f}"
+    low, mean, high = (normalized_score(raw.env_id or "", float(r), raw.reference)
+                       for r in (returns.min(), returns.mean(), returns.max()))
+    if mean is not None:
+        info["normalised score"] = f"{low:.1f} .. {high:.1f} (mean {mean:.1f})"
+    return info

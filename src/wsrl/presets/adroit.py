@@ -1,0 +1,24 @@
+"""Adroit binary (pen, door, relocate): Cal-QL + ensemble (alpha 1), then WSRL (METHOD.md §3).
+
+Rewards are -1 / 0 from the goal-achieved flag, then scaled by 10 and shifted by +5.
+"""
+
+from wsrl.agents.cql import CQLConfig
+from wsrl.agents.sac import SACConfig
+from wsrl.train.offline import OfflineConfig
+from wsrl.train.online import OnlineConfig
+
+NETWORKS = dict(critic_hidden_dims=(512, 512, 512), actor_hidden_dims=(512, 512),
+                actor_last_hidden_init_scale=1e-2, policy_std="exp")
+REWARD = dict(reward_scale=10.0, reward_bias=5.0)
+
+
+def offline() -> OfflineConfig:
+    return OfflineConfig(algo="calql", steps=20_000, **REWARD, sparse_failure_reward=-1.0,
+                         binary_reward_from_success=True,
+                         agent=CQLConfig(**NETWORKS, cql_alpha=1.0, cql_importance_sample=True))
+
+
+def online() -> OnlineConfig:
+    return OnlineConfig(env="AdroitHandPen-v1", steps=300_000, **REWARD,
+                        agent=SACConfig(**NETWORKS, max_target_backup=False))
