@@ -1,0 +1,105 @@
+import csv
+import dataclasses
+
+import gymnasium as gym
+import jax
+import minari
+import numpy as np
+import pytest
+from flax import serialization
+
+from wsrl import checkpoint
+from wsrl.agents.sac import SACAgent, SACConfig
+from wsrl.cli import main
+from wsrl.config import from_dict
+from wsrl.presets import online_preset
+from wsrl.train.online import load_initial_agent
+
+NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8"]
+OFFLINE = [*NETS, "--eval-episodes", "1", "--log-every", "10", "--eval-every", "20", "--steps", "40"]
+
+
+@pytest.fixture(scope="module")
+def hopper_dataset(tmp_path_factory):
+    """A few thousand Hopper-v5 steps of a random policy, written by Minari's own collector."""
+    root = tmp_path_factory.mktemp("minari")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(root))
+        env = minari.DataCollector(gym.make("Hopper-v5"))
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        for _ in range(2000):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
+        with pytest.warns(UserWarning):
+            env.create_dataset(dataset_id="test/hopper-random-v0", algorithm_name="random")
+    return root / "test" / "hopper-random-v0"
+
+
+def rows(path):
+    with open(path / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("algo", ["calql", "cql"])
+def test_pretrain_then_finetune_end_to_end(tmp_path, hopper_dataset, algo):
+    pre, fine = tmp_path / "pre", tmp_path / "fine"
+    assert main(["pretrain", "--dataset", str(hopper_dataset), "--algo", algo, "--out", str(pre), *OFFLINE]) == 0
+    offline_rows = rows(pre)
+    assert {r["phase"] for r in offline_rows} == {"offline"}
+    assert [r["grad_step"] for r in offline_rows if r["cql_penalty"]] == ["10", "20", "30", "40"]
+    evals = [r for r in offline_rows if r["eval_return"]]
+    assert [r["grad_step"] for r in evals] == ["20", "40"]
+    meta = checkpoint.load_meta(checkpoint.resolve(pre))
+    assert meta["algo"] == algo and meta["agent_config"]["calql"] == (algo == "calql")
+
+    assert main(["finetune", "--from", str(pre), "--steps", "30", "--warmup-steps", "10", "--out", str(fine),
+                 "--eval-episodes", "1", "--utd", "2", *NETS]) == 0
+    online_evals = [r for r in rows(fine) if r["eval_return"]]
+    assert online_evals[0]["eval_return"] == evals[-1]["eval_return"]  # the pre-trained policy, untouched
+    assert int(rows(fine)[-1]["grad_step"]) == 2 * (30 - 16)  # updates from max(K=10, 2 x 8)+1 on
+
+
+def test_calql_checkpoint_restores_into_online_agent_with_moments(tmp_path, hopper_dataset):
+    pre = tmp_path / "pre"
+    assert main(["pretrain", "--dataset", str(hopper_dataset), "--preset", "antmaze", "--algo", "calql",
+                 "--env", "Hopper-v5", "--reward-scale", "1", "--reward-bias", "0", "--out", str(pre), *OFFLINE]) == 0
+    directory = checkpoint.resolve(pre)
+    state = serialization.msgpack_restore((directory / "agent.msgpack").read_bytes())
+    assert state["cql_lagrange"] is not None  # the antmaze preset tunes the CQL multiplier...
+    online = dataclasses.replace(online_preset("antmaze"), env="Hopper-v5",
+                                 agent=from_dict(SACConfig, checkpoint.load_meta(directory)["agent_config"]))
+    template = SACAgent.create(online.agent, 11, 3, seed=5)
+    agent = load_initial_agent(online, pre, 11, 3, template)  # ...which the online agent drops
+    assert isinstance(agent, SACAgent) and not hasattr(agent, "cql_lagrange")
+    restored = serialization.to_state_dict(agent)
+    for net in ("actor", "critic", "temperature"):
+        for a, b in zip(jax.tree.leaves(restored[net]), jax.tree.leaves(state[net]), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert int(agent.critic.opt_state[0].count) == 40 and np.abs(
+        jax.tree.leaves(agent.critic.opt_state[0].nu)[0]).sum() > 0
+    assert agent.config.policy_std == "uniform" and agent.config.critic_hidden_dims == (8, 8)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "nobody/none-v0"], "wsrl collect"),
+    (["--dataset", "DATA", "--env", "HalfCheetah-v5"], "observation/action dims 11/3"),
+    (["--dataset", "DATA", "--preset", "moon"], "unknown preset"),
+    (["--dataset", "DATA", "--steps", "-1"], "--steps must be a positive integer"),
+    (["--dataset", "DATA", "--algo", "bc"], "invalid choice"),
+    ([], "--dataset is required"),
+])
+def test_pretrain_bad_input(tmp_path, capsys, hopper_dataset, args, message):
+    out = tmp_path / "out"
+    args = [str(hopper_dataset) if a == "DATA" else a for a in args]
+    assert main(["pretrain", *OFFLINE, *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_data_info_describes_a_dataset(capsys, hopper_dataset):
+    assert main(["data", "info", str(hopper_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "Hopper-v5" in out and "transitions              2000" in out and "normalised score" in out
