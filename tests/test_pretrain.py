@@ -13,7 +13,7 @@ from wsrl.agents.sac import SACAgent, SACConfig
 from wsrl.cli import main
 from wsrl.config import from_dict
 from wsrl.presets import online_preset
-from wsrl.train.online import load_initial_agent
+from wsrl.train.online import initial_agent
 
 NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8"]
 OFFLINE = [*NETS, "--eval-episodes", "1", "--log-every", "10", "--eval-every", "20", "--steps", "40"]
@@ -42,23 +42,28 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("algo", ["calql", "cql"])
+@pytest.mark.parametrize("algo", ["calql", "cql", "iql"])
 def test_pretrain_then_finetune_end_to_end(tmp_path, hopper_dataset, algo):
     pre, fine = tmp_path / "pre", tmp_path / "fine"
     assert main(["pretrain", "--dataset", str(hopper_dataset), "--algo", algo, "--out", str(pre), *OFFLINE]) == 0
     offline_rows = rows(pre)
     assert {r["phase"] for r in offline_rows} == {"offline"}
-    assert [r["grad_step"] for r in offline_rows if r["cql_penalty"]] == ["10", "20", "30", "40"]
+    assert [r["grad_step"] for r in offline_rows if r["critic_loss"]] == ["10", "20", "30", "40"]
+    assert all(bool(r["cql_penalty"]) == (algo != "iql") for r in offline_rows if r["critic_loss"])
     evals = [r for r in offline_rows if r["eval_return"]]
     assert [r["grad_step"] for r in evals] == ["20", "40"]
     meta = checkpoint.load_meta(checkpoint.resolve(pre))
-    assert meta["algo"] == algo and meta["agent_config"]["calql"] == (algo == "calql")
+    assert meta["algo"] == algo and meta["agent_config"].get("calql", False) == (algo == "calql")
 
     assert main(["finetune", "--from", str(pre), "--steps", "30", "--warmup-steps", "10", "--out", str(fine),
                  "--eval-episodes", "1", "--utd", "2", *NETS]) == 0
     online_evals = [r for r in rows(fine) if r["eval_return"]]
     assert online_evals[0]["eval_return"] == evals[-1]["eval_return"]  # the pre-trained policy, untouched
-    assert int(rows(fine)[-1]["grad_step"]) == 2 * (30 - 16)  # updates from max(K=10, 2 x 8)+1 on
+    if algo == "iql":  # IQL continues as IQL: one update of 8 transitions per step from max(K=10, 8)+1 on
+        assert int(rows(fine)[-1]["grad_step"]) == 30 - 10
+        assert checkpoint.load_meta(checkpoint.resolve(fine))["algo"] == "iql"
+    else:  # the WSRL learner at UTD 2: updates from max(K=10, 2 x 8)+1 on
+        assert int(rows(fine)[-1]["grad_step"]) == 2 * (30 - 16)
 
 
 def test_calql_checkpoint_restores_into_online_agent_with_moments(tmp_path, hopper_dataset):
@@ -70,8 +75,7 @@ def test_calql_checkpoint_restores_into_online_agent_with_moments(tmp_path, hopp
     assert state["cql_lagrange"] is not None  # the antmaze preset tunes the CQL multiplier...
     online = dataclasses.replace(online_preset("antmaze"), env="Hopper-v5",
                                  agent=from_dict(SACConfig, checkpoint.load_meta(directory)["agent_config"]))
-    template = SACAgent.create(online.agent, 11, 3, seed=5)
-    agent = load_initial_agent(online, pre, 11, 3, template)  # ...which the online agent drops
+    agent = initial_agent(online, 11, 3, pre)  # ...which the online agent drops
     assert isinstance(agent, SACAgent) and not hasattr(agent, "cql_lagrange")
     restored = serialization.to_state_dict(agent)
     for net in ("actor", "critic", "temperature"):
@@ -87,7 +91,7 @@ def test_calql_checkpoint_restores_into_online_agent_with_moments(tmp_path, hopp
     (["--dataset", "DATA", "--env", "HalfCheetah-v5"], "observation/action dims 11/3"),
     (["--dataset", "DATA", "--preset", "moon"], "unknown preset"),
     (["--dataset", "DATA", "--steps", "-1"], "--steps must be a positive integer"),
-    (["--dataset", "DATA", "--algo", "bc"], "invalid choice"),
+    (["--dataset", "DATA", "--algo", "bc"], "unknown --algo 'bc'"),
     ([], "--dataset is required"),
 ])
 def test_pretrain_bad_input(tmp_path, capsys, hopper_dataset, args, message):

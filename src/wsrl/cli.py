@@ -37,8 +37,12 @@ def _top_help() -> str:
     return "\n".join(lines)
 
 
-def _run_parser(command: str, preset: str) -> tuple[_Parser, object]:
-    base = offline_preset(preset) if command == "pretrain" else online_preset(preset)
+def _run_parser(command: str, args: Sequence[str]) -> tuple[_Parser, object]:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default=DEFAULT_PRESET)
+    pre.add_argument("--algo", default=None)
+    known = pre.parse_known_args(args)[0]
+    base = offline_preset(known.preset, known.algo) if command == "pretrain" else online_preset(known.preset)
     parser = _Parser(prog=f"wsrl {command}", description=COMMANDS[command])
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help="hyperparameter preset of a benchmark family; other flags override it")
@@ -51,17 +55,11 @@ def _run_parser(command: str, preset: str) -> tuple[_Parser, object]:
     return parser, base
 
 
-def _preset_name(args: Sequence[str]) -> str:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default=DEFAULT_PRESET)
-    return pre.parse_known_args(args)[0].preset
-
-
 def _run(command: str, args: Sequence[str]) -> int:
     from wsrl.train.offline import run_offline
     from wsrl.train.online import run_online
 
-    parser, base = _run_parser(command, _preset_name(args))
+    parser, base = _run_parser(command, args)
     ns = parser.parse_args(args)
     config = config_from_arguments(base, ns)
     name = Path(config.dataset).name if command == "pretrain" else config.env

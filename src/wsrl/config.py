@@ -29,16 +29,23 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _leaves(cls: type) -> list[tuple[tuple[str, ...], Any, type]]:
-    """(path, field, resolved type) of every non-dataclass field, depth first."""
+def _owner(cls: type, name: str) -> type:
+    """The class in `cls`'s MRO that declares field `name` last (where its docstring is written)."""
+    declaring = (c for c in cls.__mro__ if name in c.__dict__.get("__annotations__", {}) and name in field_docs(c))
+    return next(declaring, cls)
+
+
+def _leaves(config: Any) -> list[tuple[tuple[str, ...], type, str, Any]]:
+    """(path, owner class, field name, resolved type) of every non-dataclass field of a config instance."""
+    cls = type(config)
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
-            out += [((f.name, *path), leaf, t) for path, leaf, t in _leaves(kind)]
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):  # the instance's class, so a field may hold one of several configs
+            out += [((f.name, *path), owner, name, t) for path, owner, name, t in _leaves(value)]
         else:
-            out.append(((f.name,), (cls, f), kind))
+            out.append(((f.name,), _owner(cls, f.name), f.name, hints[f.name]))
     return out
 
 
@@ -65,11 +72,11 @@ def _parser_for(kind: Any) -> dict[str, Any]:
 
 def add_config_arguments(parser: argparse.ArgumentParser, config: Any) -> None:
     """One flag per leaf field of `config`'s dataclass, defaulting to `config`'s values."""
-    for path, (owner, f), kind in _leaves(type(config)):
+    for path, owner, name, kind in _leaves(config):
         default = _get(config, path)
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        parser.add_argument("--" + path[-1].replace("_", "-"), dest=path[-1], default=default,
-                            help=f"{field_docs(owner).get(f.name, '')} (default: {shown})", **_parser_for(kind))
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default,
+                            help=f"{field_docs(owner).get(name, '')} (default: {shown})", **_parser_for(kind))
 
 
 def config_from_arguments(config: Any, namespace: argparse.Namespace) -> Any:

@@ -52,8 +52,7 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, env_id: str,
 def evaluate_checkpoint(path: str, env_id: str | None, episodes: int, seed: int) -> dict[str, float | str]:
     """Evaluate the checkpoint at `path` (run or checkpoint directory) on `env_id` or its own env."""
     from wsrl import checkpoint
-    from wsrl.agents.sac import SACAgent, SACConfig
-    from wsrl.config import from_dict
+    from wsrl.agents import agent_from_meta
     from wsrl.envs import make_env, space_dims
     from wsrl.errors import UserError
 
@@ -65,8 +64,7 @@ def evaluate_checkpoint(path: str, env_id: str | None, episodes: int, seed: int)
     if (meta["obs_dim"], meta["action_dim"]) != (obs_dim, action_dim):
         raise UserError(f"checkpoint {directory} has observation/action dims {meta['obs_dim']}/"
                         f"{meta['action_dim']}, {env_id} has {obs_dim}/{action_dim}; use the env it was trained on")
-    template = SACAgent.create(from_dict(SACConfig, meta["agent_config"]), obs_dim, action_dim, 0)
-    agent = checkpoint.restore(template, directory)
+    agent = checkpoint.restore(agent_from_meta(meta), directory)
     result = evaluate(agent, env, episodes, seed, env_id)
     env.close()
     return {"checkpoint": str(directory), "env": env_id, **result}

@@ -75,18 +75,55 @@ class MLP(nn.Module):
     hidden_dims: Sequence[int]
     layer_norm: bool = True
     last_hidden_init_scale: float | None = None
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         for i, width in enumerate(self.hidden_dims):
             scale = float(np.sqrt(2.0))
             if self.last_hidden_init_scale is not None and i == len(self.hidden_dims) - 1:
                 scale *= self.last_hidden_init_scale
             x = nn.Dense(width, kernel_init=orthogonal(scale))(x)
+            if self.dropout > 0:
+                x = nn.Dropout(self.dropout, deterministic=not train)(x)
             if self.layer_norm:
                 x = LayerNorm()(x)
             x = nn.relu(x)
         return x
+
+
+class ValueFunction(nn.Module):
+    """V(s): MLP then a scalar head (IQL)."""
+
+    hidden_dims: Sequence[int]
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return nn.Dense(1, kernel_init=orthogonal(1.0))(MLP(self.hidden_dims, self.layer_norm)(obs))[..., 0]
+
+
+class GaussianPolicy(nn.Module):
+    """IQL's policy: N(tanh(mu(s)), sigma) with a learned state-independent log-std clipped to [-5, 2]."""
+
+    action_dim: int
+    hidden_dims: Sequence[int]
+    layer_norm: bool = False
+    last_hidden_init_scale: float | None = 1e-2
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        x = MLP(self.hidden_dims, self.layer_norm, self.last_hidden_init_scale, self.dropout)(obs, train)
+        mean = jnp.tanh(nn.Dense(self.action_dim, kernel_init=orthogonal(1.0))(x))
+        log_std = jnp.clip(self.param("log_std", nn.initializers.zeros, (self.action_dim,)), -5.0, 2.0)
+        return mean, jnp.broadcast_to(jnp.exp(log_std), mean.shape)
+
+
+def gaussian_log_prob(mean: jax.Array, std: jax.Array, actions: jax.Array) -> jax.Array:
+    """log N(actions; mean, diag(std^2)), summed over action dims."""
+    z = (actions - mean) / std
+    return jnp.sum(-0.5 * z**2 - jnp.log(std) - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
 
 
 def _ensemble_init(init: nn.initializers.Initializer, num: int) -> nn.initializers.Initializer:

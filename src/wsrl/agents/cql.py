@@ -42,7 +42,7 @@ class CQLConfig(SACConfig):
     cql_temp: float = 1.0
     """Temperature of the logsumexp."""
     calql: bool = False
-    """Cal-QL: clip policy-action Q-values in the penalty from below by the return-to-go."""
+    """Cal-QL: clip policy-action Q-values in the penalty from below by the return-to-go (set from --algo)."""
 
     def validate(self) -> None:
         super().validate()

@@ -27,5 +27,9 @@ def online_preset(name: str) -> OnlineConfig:
     return _family(name).online()
 
 
-def offline_preset(name: str) -> OfflineConfig:
-    return _family(name).offline()
+def offline_preset(name: str, algo: str | None = None) -> OfflineConfig:
+    """The family's pre-training config for `algo` (default: the paper's algorithm for that family)."""
+    family = _family(name)
+    if algo not in (None, "calql", "cql", "iql"):
+        raise UserError(f"unknown --algo {algo!r}; choose calql, cql or iql")
+    return family.offline(algo or family.DEFAULT_ALGO)

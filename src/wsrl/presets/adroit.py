@@ -4,21 +4,28 @@ Rewards are -1 / 0 from the goal-achieved flag, then scaled by 10 and shifted by
 """
 
 from wsrl.agents.cql import CQLConfig
+from wsrl.agents.iql import IQLConfig
 from wsrl.agents.sac import SACConfig
 from wsrl.train.offline import OfflineConfig
 from wsrl.train.online import OnlineConfig
 
+DEFAULT_ALGO = "calql"
 NETWORKS = dict(critic_hidden_dims=(512, 512, 512), actor_hidden_dims=(512, 512),
                 actor_last_hidden_init_scale=1e-2, policy_std="exp")
 REWARD = dict(reward_scale=10.0, reward_bias=5.0)
+CQL = CQLConfig(**NETWORKS, cql_alpha=1.0, cql_autotune=False, cql_importance_sample=True)
+IQL = IQLConfig(expectile=0.7, awr_temperature=0.5, actor_dropout=0.1)
 
 
-def offline() -> OfflineConfig:
-    return OfflineConfig(algo="calql", steps=20_000, **REWARD, sparse_failure_reward=-1.0,
-                         binary_reward_from_success=True,
-                         agent=CQLConfig(**NETWORKS, cql_alpha=1.0, cql_importance_sample=True))
+def offline(algo: str = DEFAULT_ALGO) -> OfflineConfig:
+    return OfflineConfig(
+        algo=algo, steps=20_000, **REWARD, sparse_failure_reward=-1.0, binary_reward_from_success=True,
+        agent=IQL if algo == "iql" else CQL,
+    )
 
 
 def online() -> OnlineConfig:
-    return OnlineConfig(env="AdroitHandPen-v1", steps=300_000, **REWARD,
-                        agent=SACConfig(**NETWORKS, max_target_backup=False))
+    return OnlineConfig(
+        env="AdroitHandPen-v1", steps=300_000, **REWARD,
+        agent=SACConfig(**NETWORKS, max_target_backup=False),
+    )

@@ -1,21 +1,29 @@
 """AntMaze: Cal-QL + ensemble with the Lagrange CQL multiplier, then WSRL with max-target backup (METHOD.md §3)."""
 
 from wsrl.agents.cql import CQLConfig
+from wsrl.agents.iql import IQLConfig
 from wsrl.agents.sac import SACConfig
 from wsrl.train.offline import OfflineConfig
 from wsrl.train.online import OnlineConfig
 
+DEFAULT_ALGO = "calql"
 NETWORKS = dict(critic_hidden_dims=(256, 256, 256, 256), actor_hidden_dims=(256, 256),
                 actor_last_hidden_init_scale=1e-2, policy_std="uniform")
 REWARD = dict(reward_scale=10.0, reward_bias=-5.0)
+CQL = CQLConfig(**NETWORKS, cql_autotune=True, cql_target_action_gap=0.8, cql_initial_alpha=1.0, cql_alpha_lr=3e-4,
+                cql_importance_sample=True)
+IQL = IQLConfig(expectile=0.9, awr_temperature=10.0)
 
 
-def offline() -> OfflineConfig:
-    return OfflineConfig(algo="calql", steps=1_000_000, **REWARD, sparse_failure_reward=0.0,
-                         agent=CQLConfig(**NETWORKS, cql_autotune=True, cql_target_action_gap=0.8,
-                                         cql_initial_alpha=1.0, cql_alpha_lr=3e-4, cql_importance_sample=True))
+def offline(algo: str = DEFAULT_ALGO) -> OfflineConfig:
+    return OfflineConfig(
+        algo=algo, steps=1_000_000, **REWARD, sparse_failure_reward=0.0,
+        agent=IQL if algo == "iql" else CQL,
+    )
 
 
 def online() -> OnlineConfig:
-    return OnlineConfig(env="AntMaze_Large_Diverse_GR-v4", steps=300_000, **REWARD,
-                        agent=SACConfig(**NETWORKS, max_target_backup=True))
+    return OnlineConfig(
+        env="AntMaze_Large_Diverse_GR-v4", steps=300_000, **REWARD,
+        agent=SACConfig(**NETWORKS, max_target_backup=True),
+    )

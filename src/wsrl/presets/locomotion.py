@@ -1,19 +1,28 @@
 """Locomotion (Hopper, HalfCheetah, Walker2d, Ant): CQL + ensemble pre-training, then WSRL (METHOD.md §3)."""
 
 from wsrl.agents.cql import CQLConfig
+from wsrl.agents.iql import IQLConfig
 from wsrl.agents.sac import SACConfig
 from wsrl.train.offline import OfflineConfig
 from wsrl.train.online import OnlineConfig
 
+DEFAULT_ALGO = "cql"
 NETWORKS = dict(critic_hidden_dims=(256, 256), actor_hidden_dims=(256, 256), actor_last_hidden_init_scale=1e-2,
                 policy_std="exp")
+REWARD = dict(reward_scale=1.0, reward_bias=0.0)
+CQL = CQLConfig(**NETWORKS, cql_alpha=5.0, cql_autotune=False, cql_importance_sample=True)
+IQL = IQLConfig(expectile=0.7, awr_temperature=3.0)
 
 
-def offline() -> OfflineConfig:
-    return OfflineConfig(algo="cql", steps=250_000, reward_scale=1.0, reward_bias=0.0,
-                         agent=CQLConfig(**NETWORKS, cql_alpha=5.0, cql_autotune=False, cql_importance_sample=True))
+def offline(algo: str = DEFAULT_ALGO) -> OfflineConfig:
+    return OfflineConfig(
+        algo=algo, steps=250_000, **REWARD,
+        agent=IQL if algo == "iql" else CQL,
+    )
 
 
 def online() -> OnlineConfig:
-    return OnlineConfig(env="Hopper-v5", steps=250_000, reward_scale=1.0, reward_bias=0.0,
-                        agent=SACConfig(**NETWORKS, max_target_backup=False))
+    return OnlineConfig(
+        env="Hopper-v5", steps=250_000, **REWARD,
+        agent=SACConfig(**NETWORKS, max_target_backup=False),
+    )

@@ -1,4 +1,4 @@
-"""Offline pre-training (CQL / Cal-QL) on a dataset, writing a checkpoint that `wsrl finetune` restores whole."""
+"""Offline pre-training (CQL / Cal-QL / IQL) on a dataset, writing a checkpoint that `wsrl finetune` restores whole."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from wsrl import __version__, checkpoint
 from wsrl.agents.cql import CQLAgent, CQLConfig
+from wsrl.agents.iql import IQLAgent, IQLConfig
 from wsrl.config import to_dict
 from wsrl.data.loaders import RawDataset, read_dataset
 from wsrl.data.transitions import Transitions, from_episodes
@@ -31,8 +32,8 @@ class OfflineConfig:
 
     dataset: str = ""
     """Minari dataset id (in $MINARI_DATASETS_PATH or ~/.minari/datasets), Minari directory, or D4RL hdf5 file."""
-    algo: Literal["calql", "cql"] = "cql"
-    """Offline algorithm: Cal-QL (CQL with the return-to-go lower bound) or CQL."""
+    algo: Literal["calql", "cql", "iql"] = "cql"
+    """Offline algorithm: Cal-QL (CQL with the return-to-go lower bound), CQL, or IQL."""
     env: str = ""
     """Environment for evaluation (default: the one named in the dataset's metadata)."""
     steps: int = 250_000
@@ -55,8 +56,8 @@ class OfflineConfig:
     """Replace rewards by 0 on success, -1 otherwise, from the dataset's stored success flags (Adroit binary)."""
     action_limit: float | None = 0.99999
     """Clip dataset actions to +- this value (none: no clipping)."""
-    agent: CQLConfig = field(default_factory=CQLConfig)
-    """The CQL / Cal-QL learner."""
+    agent: CQLConfig | IQLConfig = field(default_factory=CQLConfig)
+    """The learner: a CQLConfig for calql / cql, an IQLConfig for iql."""
 
     def validate(self) -> None:
         if not self.dataset:
@@ -64,6 +65,9 @@ class OfflineConfig:
         for name in ("steps", "eval_every", "eval_episodes", "log_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        expected = IQLConfig if self.algo == "iql" else CQLConfig
+        if not isinstance(self.agent, expected):
+            raise UserError(f"--algo {self.algo} needs a {expected.__name__}, got a {type(self.agent).__name__}")
         try:
             self.agent.validate()
         except ValueError as e:
@@ -86,7 +90,7 @@ def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
 
 
 @jax.jit
-def _offline_update(agent: CQLAgent, data: dict[str, jax.Array]) -> tuple[CQLAgent, dict[str, jax.Array]]:
+def _offline_update(agent: CQLAgent | IQLAgent, data: dict[str, jax.Array]) -> tuple[Any, dict[str, jax.Array]]:
     agent, key = agent.split_rng()
     size = agent.config.utd * agent.config.batch_size
     idx = jax.random.randint(key, (size,), 0, data["rewards"].shape[0])
@@ -112,8 +116,12 @@ def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False,
     if eval_env is not None and space_dims(eval_env) != (obs_dim, action_dim):
         raise UserError(f"dataset {config.dataset} has observation/action dims {obs_dim}/{action_dim} but {env_id} "
                         f"has {space_dims(eval_env)[0]}/{space_dims(eval_env)[1]}; pass the env it was collected in")
-    agent_config = dataclasses.replace(config.agent, calql=config.algo == "calql")
-    agent = CQLAgent.create(agent_config, obs_dim, action_dim, config.seed)
+    if config.algo == "iql":
+        agent_config = config.agent
+        agent = IQLAgent.create(agent_config, obs_dim, action_dim, config.seed)
+    else:
+        agent_config = dataclasses.replace(config.agent, calql=config.algo == "calql")
+        agent = CQLAgent.create(agent_config, obs_dim, action_dim, config.seed)
     data = jax.device_put({k: v for k, v in transitions.as_dict().items() if k != "dones"})
     prepare_run_dir(out, overwrite)
     (out / "config.json").write_text(json.dumps(

@@ -18,6 +18,8 @@ import jax
 import numpy as np
 
 from wsrl import __version__, checkpoint
+from wsrl.agents import agent_from_meta
+from wsrl.agents.iql import IQLAgent
 from wsrl.agents.sac import SACAgent, SACConfig
 from wsrl.config import to_dict
 from wsrl.data.buffer import ReplayBuffer
@@ -62,11 +64,6 @@ class OnlineConfig:
     agent: SACConfig = field(default_factory=SACConfig)
     """The ensemble SAC learner."""
 
-    @property
-    def first_update_step(self) -> int:
-        """Updates start once the step count exceeds max(K, one full UTD batch) (METHOD.md §2.3)."""
-        return max(self.warmup_steps, self.agent.utd * self.agent.batch_size) + 1
-
     def validate(self) -> None:
         for name in ("steps", "eval_every", "eval_episodes", "log_every", "buffer_capacity"):
             if getattr(self, name) < 1:
@@ -106,16 +103,23 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def load_initial_agent(config: OnlineConfig, path: str | Path, obs_dim: int, action_dim: int,
-                       template: SACAgent) -> SACAgent:
-    """Restore the whole agent (optimiser moments and temperature included) from a checkpoint."""
-    directory = checkpoint.resolve(path)
+def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from: str | Path | None = None):
+    """The online learner: fresh, or restored whole (optimiser moments and temperature included).
+
+    CQL / Cal-QL checkpoints load into the ensemble SAC learner of `config.agent` (same shapes required);
+    an IQL checkpoint continues as IQL with its own hyperparameters (the no-retention IQL baseline).
+    """
+    fresh = SACAgent.create(config.agent, obs_dim, action_dim, config.seed)
+    if init_from is None:
+        return fresh
+    directory = checkpoint.resolve(init_from)
     meta = checkpoint.load_meta(directory)
     if (meta.get("obs_dim"), meta.get("action_dim")) != (obs_dim, action_dim):
         raise UserError(
             f"checkpoint {directory} was trained with observation dim {meta.get('obs_dim')} and action dim "
             f"{meta.get('action_dim')}, but {config.env} has {obs_dim} and {action_dim}; use the env it was "
             "trained on")
+    template = agent_from_meta(meta, config.seed) if meta.get("algo") == "iql" else fresh
     return checkpoint.restore(template, directory, drop=OFFLINE_ONLY_STATE)
 
 
@@ -127,9 +131,7 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     env = make_env(config.env, config.reward_scale, config.reward_bias)
     eval_env = make_env(config.env)
     obs_dim, action_dim = space_dims(env)
-    agent = SACAgent.create(config.agent, obs_dim, action_dim, config.seed)
-    if init_from is not None:
-        agent = load_initial_agent(config, init_from, obs_dim, action_dim, agent)
+    agent = initial_agent(config, obs_dim, action_dim, init_from)
     prepare_run_dir(out, overwrite)
     (out / "config.json").write_text(json.dumps(
         {"command": command, "init_from": None if init_from is None else str(init_from),
@@ -151,6 +153,9 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     rng = np.random.default_rng(config.seed)
     buffer = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps))
     grad_step_at_start = int(agent.critic.step)
+    learner = "iql" if isinstance(agent, IQLAgent) else "sac"
+    # Updates start once the step count exceeds max(K, one full UTD batch) (METHOD.md §2.3).
+    first_update_step = max(config.warmup_steps, agent.config.utd * agent.config.batch_size) + 1
     start = time.perf_counter()
     metrics: dict[str, jax.Array] = {}
     last_eval: dict[str, float] = {}
@@ -170,7 +175,8 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     def save(env_step: int) -> None:
         grad_step = int(agent.critic.step)
         checkpoint.save(agent, out / "checkpoints" / f"step_{env_step}",
-                        checkpoint.metadata("sac", config.agent, obs_dim, action_dim, config.env, env_step, grad_step))
+                        checkpoint.metadata(learner, agent.config, obs_dim, action_dim, config.env, env_step,
+                                            grad_step))
 
     run_eval(0)
     obs, _ = env.reset(seed=config.seed)
@@ -189,7 +195,7 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
                 last_episode_return, episode_return = episode_return, 0.0
                 next_obs, _ = env.reset()
             obs = next_obs
-            if env_step >= config.first_update_step:
+            if env_step >= first_update_step:
                 agent, buffer, action, metrics = _insert_update_and_act(agent, buffer, transition, obs)
             else:
                 agent, buffer, action = _insert_and_act(agent, buffer, transition, obs)
