@@ -4,9 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-from wsrl.data.loaders import GOAL_KEYS, read_d4rl, read_dataset
+from wsrl.data.loaders import read_d4rl, read_dataset
 from wsrl.data.transitions import Episode, from_episodes, return_to_go
-from wsrl.envs import RewardTransform, make_env
+from wsrl.envs import GOAL_KEYS, RewardTransform, make_env
 from wsrl.errors import UserError
 from wsrl.train.offline import OfflineConfig, dataset_transitions
 
@@ -158,7 +158,7 @@ def test_binary_rewards_come_from_success_flags(tmp_path):
     ep = distinctive_episode(0, 4, True)
     raw = read_dataset(str(write_minari(tmp_path, "toy/binary-v0", [ep],
                                         successes=[np.array([False, False, True, True])])))
-    config = OfflineConfig(dataset="x", reward_scale=10.0, reward_bias=5.0, binary_reward_from_success=True,
+    config = OfflineConfig(dataset="x", reward_scale=10.0, reward_bias=5.0, binary_reward=True,
                            sparse_failure_reward=-1.0)
     np.testing.assert_allclose(dataset_transitions(config, raw).rewards, [-5.0, -5.0, 5.0, 5.0])
 

@@ -51,6 +51,63 @@ def normalized_score(env_id: str, episode_return: float,
     return 100.0 * (episode_return - low) / (high - low)
 
 
+# Goal-dict observations are flattened in this order, by the dataset loaders and the env wrapper alike.
+GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+
+def flatten_observation(obs: Any) -> np.ndarray:
+    """A Box observation as is; a goal dict as the concatenation of GOAL_KEYS along the last axis.
+
+    Franka Kitchen's goals are dicts of per-task targets that never change within a task set: only its
+    'observation' entry is kept.
+    """
+    if not isinstance(obs, dict):
+        return np.asarray(obs, np.float32)
+    missing = [k for k in GOAL_KEYS if k not in obs]
+    if missing:
+        raise UserError(f"dict observation without {missing}; only goal dicts with keys {GOAL_KEYS} are supported")
+    if isinstance(obs["desired_goal"], dict):
+        return np.asarray(obs["observation"], np.float32)
+    return np.concatenate([np.asarray(obs[k], np.float32) for k in GOAL_KEYS], axis=-1)
+
+
+def success_flag(info: dict[str, Any]) -> bool | None:
+    """Whether the task is solved at this step, or None for tasks without a notion of success."""
+    for key in ("success", "is_success"):
+        if key in info:
+            return bool(info[key])
+    if "tasks_to_complete" in info:  # Franka Kitchen: every task of the set done
+        return len(info["tasks_to_complete"]) == 0
+    return None
+
+
+class FlatGoalObservation(gym.ObservationWrapper):
+    """Goal-dict observations as one flat vector (see `flatten_observation`)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        size = flatten_observation(env.observation_space.sample()).shape[-1]
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return flatten_observation(observation)
+
+
+class SuccessTask(gym.Wrapper):
+    """Optional binary reward (-1, or 0 on success) and termination at the first success."""
+
+    def __init__(self, env: gym.Env, binary_reward: bool, terminate_on_success: bool):
+        super().__init__(env)
+        self.binary_reward, self.terminate_on_success = binary_reward, terminate_on_success
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        success = bool(success_flag(info))
+        if self.binary_reward:
+            reward = 0.0 if success else -1.0
+        return obs, reward, terminated or (self.terminate_on_success and success), truncated, info
+
+
 class RewardTransform(gym.Wrapper):
     """r -> scale * r + bias on the training env only; the untransformed reward stays in info['raw_reward']."""
 
@@ -74,13 +131,19 @@ def _ensure_registered(env_id: str) -> None:
     gym.register_envs(gymnasium_robotics)
 
 
-def make_env(env_id: str, reward_scale: float = 1.0, reward_bias: float = 0.0) -> gym.Env:
-    """Make `env_id` with actions rescaled to [-1, 1]; reward transform only if it is not the identity."""
+def make_env(env_id: str, reward_scale: float = 1.0, reward_bias: float = 0.0, binary_reward: bool = False,
+             terminate_on_success: bool = False) -> gym.Env:
+    """Make `env_id` with flat observations and actions in [-1, 1], plus the task's success rules.
+
+    The reward transform (training env only) is added only when it is not the identity.
+    """
     try:
         _ensure_registered(env_id)
         env = gym.make(env_id)
     except gym.error.Error as e:
         raise UserError(f"unknown environment {env_id!r} ({e}); use a Gymnasium id such as Hopper-v5") from None
+    if isinstance(env.observation_space, gym.spaces.Dict) and "desired_goal" in env.observation_space.spaces:
+        env = FlatGoalObservation(env)
     if not isinstance(env.action_space, gym.spaces.Box) or not isinstance(env.observation_space, gym.spaces.Box):
         env.close()
         raise UserError(f"environment {env_id!r} needs Box observation and action spaces, it has "
@@ -88,6 +151,8 @@ def make_env(env_id: str, reward_scale: float = 1.0, reward_bias: float = 0.0) -
     low, high = env.action_space.low, env.action_space.high
     if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
         env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+    if binary_reward or terminate_on_success:
+        env = SuccessTask(env, binary_reward, terminate_on_success)
     if (reward_scale, reward_bias) != (1.0, 0.0):
         env = RewardTransform(env, reward_scale, reward_bias)
     return env

@@ -6,7 +6,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from wsrl.envs import normalized_score
+from wsrl.envs import normalized_score, success_flag
 
 EVAL_ACTION_LIMIT = 0.99999
 
@@ -31,7 +31,7 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, env_id: str,
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             length += 1
-            flag = info.get("success", info.get("is_success"))
+            flag = success_flag(info)
             if flag is not None:
                 success = bool(success) or bool(flag)
             done = terminated or truncated

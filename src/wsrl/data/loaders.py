@@ -12,20 +12,8 @@ import h5py
 import numpy as np
 
 from wsrl.data.transitions import Episode
+from wsrl.envs import flatten_observation
 from wsrl.errors import UserError
-
-# Dict observations (goal-conditioned mazes) are flattened in this order, by the dataset and the env alike.
-GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
-
-
-def flatten_observation(obs: Any) -> np.ndarray:
-    """A Box observation as is; a goal dict as the concatenation of GOAL_KEYS (last axis)."""
-    if isinstance(obs, dict):
-        missing = [k for k in GOAL_KEYS if k not in obs]
-        if missing:
-            raise UserError(f"dict observation without {missing}; only goal dicts {GOAL_KEYS} are supported")
-        return np.concatenate([np.asarray(obs[k], np.float32) for k in GOAL_KEYS], axis=-1)
-    return np.asarray(obs, np.float32)
 
 
 @dataclass

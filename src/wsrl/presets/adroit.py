@@ -19,13 +19,14 @@ IQL = IQLConfig(expectile=0.7, awr_temperature=0.5, actor_dropout=0.1)
 
 def offline(algo: str = DEFAULT_ALGO) -> OfflineConfig:
     return OfflineConfig(
-        algo=algo, steps=20_000, **REWARD, sparse_failure_reward=-1.0, binary_reward_from_success=True,
+        algo=algo, steps=20_000, **REWARD, sparse_failure_reward=-1.0, binary_reward=True,
+        terminate_on_success=True,
         agent=IQL if algo == "iql" else CQL,
     )
 
 
 def online() -> OnlineConfig:
     return OnlineConfig(
-        env="AdroitHandPen-v1", steps=300_000, **REWARD,
+        env="AdroitHandPen-v1", steps=300_000, **REWARD, binary_reward=True, terminate_on_success=True,
         agent=SACConfig(**NETWORKS, max_target_backup=False),
     )

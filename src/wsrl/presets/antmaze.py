@@ -17,13 +17,13 @@ IQL = IQLConfig(expectile=0.9, awr_temperature=10.0)
 
 def offline(algo: str = DEFAULT_ALGO) -> OfflineConfig:
     return OfflineConfig(
-        algo=algo, steps=1_000_000, **REWARD, sparse_failure_reward=0.0,
+        algo=algo, steps=1_000_000, **REWARD, sparse_failure_reward=0.0, terminate_on_success=True,
         agent=IQL if algo == "iql" else CQL,
     )
 
 
 def online() -> OnlineConfig:
     return OnlineConfig(
-        env="AntMaze_Large_Diverse_GR-v4", steps=300_000, **REWARD,
+        env="AntMaze_Large_Diverse_GR-v4", steps=300_000, **REWARD, terminate_on_success=True,
         agent=SACConfig(**NETWORKS, max_target_backup=True),
     )

@@ -16,13 +16,13 @@ IQL = IQLConfig(expectile=0.7, awr_temperature=0.5, actor_dropout=0.1)
 
 def offline(algo: str = DEFAULT_ALGO) -> OfflineConfig:
     return OfflineConfig(
-        algo=algo, steps=250_000, **REWARD, sparse_failure_reward=0.0,
+        algo=algo, steps=250_000, **REWARD, sparse_failure_reward=0.0, terminate_on_success=True,
         agent=IQL if algo == "iql" else CQL,
     )
 
 
 def online() -> OnlineConfig:
     return OnlineConfig(
-        env="FrankaKitchen-v1", steps=300_000, **REWARD,
+        env="FrankaKitchen-v1", steps=300_000, **REWARD, terminate_on_success=True,
         agent=SACConfig(**NETWORKS, max_target_backup=False),
     )

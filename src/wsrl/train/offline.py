@@ -52,8 +52,10 @@ class OfflineConfig:
     """Dataset reward bias (applied once, when the dataset is loaded)."""
     sparse_failure_reward: float | None = None
     """Raw failure reward of a sparse task: all-failure episodes get r / (1 - gamma) as return-to-go."""
-    binary_reward_from_success: bool = False
-    """Replace rewards by 0 on success, -1 otherwise, from the dataset's stored success flags (Adroit binary)."""
+    binary_reward: bool = False
+    """Rewards -1 / 0 from the success flags (the dataset's infos/success, the eval env's info) (Adroit binary)."""
+    terminate_on_success: bool = False
+    """Evaluation episodes end at the first success (goal tasks)."""
     action_limit: float | None = 0.99999
     """Clip dataset actions to +- this value (none: no clipping)."""
     agent: CQLConfig | IQLConfig = field(default_factory=CQLConfig)
@@ -77,7 +79,7 @@ class OfflineConfig:
 def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
     """The dataset's transitions under the config's reward convention (the one place it is applied)."""
     episodes = raw.episodes
-    if config.binary_reward_from_success:
+    if config.binary_reward:
         if raw.successes is None:
             raise UserError(f"{raw.source} stores no success flags (infos/success); binary rewards need them")
         episodes = [dataclasses.replace(e, rewards=np.where(s, 0.0, -1.0).astype(np.float32))
@@ -106,10 +108,12 @@ def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False,
     obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
     env_id, eval_env = config.env or raw.env_id, None
     if config.env:
-        eval_env = make_env(config.env)
+        eval_env = make_env(config.env, binary_reward=config.binary_reward,
+                            terminate_on_success=config.terminate_on_success)
     elif raw.env_id:
         try:
-            eval_env = make_env(raw.env_id)
+            eval_env = make_env(raw.env_id, binary_reward=config.binary_reward,
+                                terminate_on_success=config.terminate_on_success)
         except UserError:
             print(f"wsrl: note: cannot make {raw.env_id} named by the dataset; pre-training without evaluation",
                   file=sys.stderr)

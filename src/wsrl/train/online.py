@@ -61,6 +61,10 @@ class OnlineConfig:
     """Training-env reward scale (never applied to the evaluation env)."""
     reward_bias: float = 0.0
     """Training-env reward bias (never applied to the evaluation env)."""
+    binary_reward: bool = False
+    """Rewards -1 / 0 from the env's success flag, in training and evaluation (Adroit binary)."""
+    terminate_on_success: bool = False
+    """Episodes end at the first success (goal tasks); a success is a true terminal (mask 0)."""
     agent: SACConfig = field(default_factory=SACConfig)
     """The ensemble SAC learner."""
 
@@ -128,8 +132,9 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     """Train online into run directory `out`; returns the summary also written to summary.json."""
     config.validate()
     out = Path(out)
-    env = make_env(config.env, config.reward_scale, config.reward_bias)
-    eval_env = make_env(config.env)
+    task = {"binary_reward": config.binary_reward, "terminate_on_success": config.terminate_on_success}
+    env = make_env(config.env, config.reward_scale, config.reward_bias, **task)
+    eval_env = make_env(config.env, **task)
     obs_dim, action_dim = space_dims(env)
     agent = initial_agent(config, obs_dim, action_dim, init_from)
     prepare_run_dir(out, overwrite)
