@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl.agents.sac import SACAgent, SACConfig, update
+from wsrl.agents.cql import CQLAgent, CQLConfig
+from wsrl.agents.iql import IQLAgent, IQLConfig
+from wsrl.agents.sac import SACAgent, SACConfig
 
 OBS_DIM, ACTION_DIM = 17, 6  # HalfCheetah / Walker2d sizes
 
@@ -32,17 +34,23 @@ def matmul_peak(seconds: float, n: int = 2048) -> float:
     return best
 
 
+@jax.jit
+def update(agent, batch):
+    return agent.update(batch)
+
+
 def random_batch(size: int, seed: int = 0) -> dict[str, jax.Array]:
     rng = np.random.default_rng(seed)
     return {"observations": jnp.asarray(rng.normal(size=(size, OBS_DIM)), jnp.float32),
+            "mc_returns": jnp.asarray(rng.normal(size=size), jnp.float32),
             "actions": jnp.asarray(rng.uniform(-1, 1, (size, ACTION_DIM)), jnp.float32),
             "rewards": jnp.asarray(rng.normal(size=size), jnp.float32),
             "next_observations": jnp.asarray(rng.normal(size=(size, OBS_DIM)), jnp.float32),
             "masks": jnp.ones(size, jnp.float32)}
 
 
-def measure(name: str, config: SACConfig, seconds: float, peak: float) -> None:
-    agent = SACAgent.create(config, OBS_DIM, ACTION_DIM, seed=0)
+def measure(name: str, agent_cls: type, config, seconds: float, peak: float) -> None:
+    agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
     batch = random_batch(config.utd * config.batch_size)
     compiled = update.lower(agent, batch).compile()
     cost = compiled.cost_analysis()
@@ -56,7 +64,7 @@ def measure(name: str, config: SACConfig, seconds: float, peak: float) -> None:
         count += 1
     jax.block_until_ready(metrics)
     rate = count / (time.perf_counter() - start)
-    print(f"{name:<34} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
+    print(f"{name:<38} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
           f"{flops / 1e9:6.2f} GFLOP/update  {rate * flops / 1e9:7.1f} GFLOP/s = {rate * flops / peak:5.1%} of peak")
 
 
@@ -67,10 +75,12 @@ def main() -> None:
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
     peak = matmul_peak(min(args.seconds, 5.0))
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
-    wsrl = SACConfig()  # locomotion preset: 10 critics, subset 2, 2x256 LayerNorm, UTD 4 x 256
-    measure("WSRL (10 critics, UTD 4 x 256)", wsrl, args.seconds, peak)
+    # Locomotion preset networks: 2x256 LayerNorm MLPs, 10 critics with subset 2.
+    measure("WSRL online (10 critics, UTD 4 x 256)", SACAgent, SACConfig(), args.seconds, peak)
     sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1)
-    measure("SAC (2 critics, UTD 1 x 256)", sac, args.seconds, peak)
+    measure("SAC (2 critics, UTD 1 x 256)", SACAgent, sac, args.seconds, peak)
+    measure("Cal-QL offline (10 critics, 256)", CQLAgent, CQLConfig(calql=True), args.seconds, peak)
+    measure("IQL offline (2 critics, 256)", IQLAgent, IQLConfig(), args.seconds, peak)
 
 
 if __name__ == "__main__":
