@@ -22,7 +22,7 @@ IQL_TABLE = {"antmaze": (0.9, 10.0, 0.0), "adroit": (0.7, 0.5, 0.1), "kitchen": 
 def test_presets_hold_the_papers_numbers(family):
     algo, steps, critic, actor, scale, std, max_target, alpha, importance, r_scale, r_bias = TABLE[family]
     off, on = offline_preset(family), online_preset(family)
-    assert set(PRESETS) == set(TABLE)
+    assert set(PRESETS) == set(TABLE) | {"demo"}
     assert (off.algo, off.steps, off.reward_scale, off.reward_bias) == (algo, steps, r_scale, r_bias)
     assert (on.reward_scale, on.reward_bias) == (r_scale, r_bias)
     for agent in (off.agent, on.agent):

@@ -15,10 +15,13 @@ from wsrl.errors import UserError
 from wsrl.presets import DEFAULT_PRESET, PRESETS, offline_preset, online_preset
 
 COMMANDS = {
+    "demo": "the whole method in minutes: random data -> CQL pre-training -> WSRL fine-tuning -> table and plot",
+    "collect": "make an offline dataset in the Minari format with a recipe (random, policy rollouts)",
     "pretrain": "pre-train CQL or Cal-QL on an offline dataset (Minari id/directory or D4RL hdf5)",
     "finetune": "fine-tune a checkpoint online with WSRL: warmup with the frozen policy, then ensemble SAC",
     "train": "train the WSRL online learner from scratch, no offline data (the paper's SAC fast)",
     "eval": "evaluate a checkpoint's deterministic policy",
+    "plot": "learning curves of run directories (mean and 95% bootstrap band over seeds) into a PNG",
     "data": "`wsrl data info DATASET`: episodes, transitions, returns, normalised-score range, spaces",
 }
 
@@ -80,6 +83,44 @@ def _run(command: str, args: Sequence[str]) -> int:
     return 0
 
 
+def _collect(args: Sequence[str]) -> int:
+    from wsrl.data.collect import CollectConfig, collect
+
+    parser = _Parser(prog="wsrl collect", description=COMMANDS["collect"])
+    parser.add_argument("--out", required=True, help="Minari dataset id to write, e.g. wsrl/hopper-random-v0")
+    parser.add_argument("--from", dest="from_path", default=None, help="policy recipe: run or checkpoint directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that id")
+    add_config_arguments(parser, CollectConfig())
+    ns = parser.parse_args(args)
+    path = collect(config_from_arguments(CollectConfig(), ns), ns.out, ns.from_path, ns.overwrite)
+    print(f"done: dataset {ns.out} written to {path}")
+    return 0
+
+
+def _demo(args: Sequence[str]) -> int:
+    from wsrl.demo import run_demo
+
+    parser = _Parser(prog="wsrl demo", description=COMMANDS["demo"])
+    parser.add_argument("--quick", action="store_true", help="smoke-test budgets (under 2 minutes)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the agents and the evaluation")
+    parser.add_argument("--out", default="runs/demo", help="directory for the demo's runs, table and plot")
+    ns = parser.parse_args(args)
+    run_demo(ns.out, ns.seed, ns.quick)
+    return 0
+
+
+def _plot(args: Sequence[str]) -> int:
+    from wsrl.plots import plot_runs
+
+    parser = _Parser(prog="wsrl plot", description=COMMANDS["plot"])
+    parser.add_argument("runs", nargs="+", help="run directories (names differing by a trailing seedN share a curve)")
+    parser.add_argument("--out", required=True, help="PNG file to write")
+    parser.add_argument("--title", default=None, help="figure title")
+    ns = parser.parse_args(args)
+    print(f"wrote {plot_runs(ns.runs, ns.out, ns.title)}")
+    return 0
+
+
 def _data(args: Sequence[str]) -> int:
     from wsrl.data.loaders import describe, read_dataset
 
@@ -117,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, rest = args[0], args[1:]
         if command not in COMMANDS:
             raise UserError(f"unknown command {command!r}; choose one of {', '.join(COMMANDS)}")
-        code = {"eval": _eval, "data": _data}.get(command, lambda a: _run(command, a))(rest)
+        handlers = {"eval": _eval, "data": _data, "collect": _collect, "plot": _plot, "demo": _demo}
+        code = handlers.get(command, lambda a: _run(command, a))(rest)
     except UserError as e:
         print(f"wsrl: error: {e}", file=sys.stderr)
         code = 2

@@ -121,6 +121,10 @@ class RewardTransform(gym.Wrapper):
         return obs, self.scale * reward + self.bias, terminated, truncated, info
 
 
+def is_unit_box(space: gym.spaces.Box) -> bool:
+    return bool(np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0))
+
+
 def _ensure_registered(env_id: str) -> None:
     if env_id in gym.registry:
         return
@@ -148,9 +152,9 @@ def make_env(env_id: str, reward_scale: float = 1.0, reward_bias: float = 0.0, b
         env.close()
         raise UserError(f"environment {env_id!r} needs Box observation and action spaces, it has "
                         f"{env.observation_space} and {env.action_space}")
-    low, high = env.action_space.low, env.action_space.high
-    if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
-        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+    if not is_unit_box(env.action_space):
+        unit = np.ones(env.action_space.shape, np.float32)
+        env = gym.wrappers.RescaleAction(env, -unit, unit)
     if binary_reward or terminate_on_success:
         env = SuccessTask(env, binary_reward, terminate_on_success)
     if (reward_scale, reward_bias) != (1.0, 0.0):

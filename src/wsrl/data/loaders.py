@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -65,10 +66,19 @@ def read_minari(directory: Path) -> RawDataset:
                     truncations=np.asarray(g["truncations"][()], bool).reshape(-1),
                 ))
                 infos = g.get("infos")
-                successes.append(np.asarray(infos["success"][()], bool).reshape(-1)
-                                 if infos is not None and "success" in infos else None)
+                success = None
+                if infos is not None and "success" in infos:
+                    success = np.asarray(infos["success"][()], bool).reshape(-1)
+                    success = success[-len(episodes[-1]):]  # Minari also records the reset's info first
+                successes.append(success)
     except (OSError, KeyError) as e:
         raise UserError(f"{source}: corrupt or truncated hdf5 ({e}); regenerate it with `wsrl collect`") from None
+    action_space = metadata.get("action_space")
+    if isinstance(action_space, str):  # datasets store actions in the env's units; the agents act in [-1, 1]
+        space = json.loads(action_space)
+        low, high = (np.asarray(space[k], np.float32) for k in ("low", "high"))
+        if not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
+            episodes = [dataclasses.replace(e, actions=2.0 * (e.actions - low) / (high - low) - 1.0) for e in episodes]
     env_spec = metadata.get("env_spec")
     env_id = json.loads(env_spec).get("id") if isinstance(env_spec, str) else None
     reference = None

@@ -9,11 +9,12 @@ from __future__ import annotations
 from types import ModuleType
 
 from wsrl.errors import UserError
-from wsrl.presets import adroit, antmaze, kitchen, locomotion
+from wsrl.presets import adroit, antmaze, demo, kitchen, locomotion
 from wsrl.train.offline import OfflineConfig
 from wsrl.train.online import OnlineConfig
 
-PRESETS: dict[str, ModuleType] = {"antmaze": antmaze, "kitchen": kitchen, "adroit": adroit, "locomotion": locomotion}
+PRESETS: dict[str, ModuleType] = {"antmaze": antmaze, "kitchen": kitchen, "adroit": adroit, "locomotion": locomotion,
+                                  "demo": demo}
 DEFAULT_PRESET = "locomotion"
 
 

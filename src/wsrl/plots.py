@@ -1,0 +1,114 @@
+"""Learning curves from run directories: evaluation vs steps with bootstrap bands over seeds, Q diagnostics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from wsrl.errors import UserError  # noqa: E402
+
+SEED_SUFFIX = re.compile(r"[-_]?seed[-_]?\d+$")
+
+
+def run_label(run_dir: Path) -> str:
+    """Runs whose directory names differ only by a trailing seed share a label (and a curve)."""
+    return SEED_SUFFIX.sub("", run_dir.name) or run_dir.name
+
+
+def read_run(run_dir: Path) -> dict:
+    """Evaluation points and training-metric points of one run directory."""
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():
+        raise UserError(f"{run_dir} has no metrics.csv; give run directories written by wsrl")
+    with open(metrics) as f:
+        rows = list(csv.DictReader(f))
+    config = json.loads((run_dir / "config.json").read_text()).get("config", {}) if (
+        run_dir / "config.json").is_file() else {}
+    offline = bool(rows) and all(r["phase"] == "offline" for r in rows)
+    x_key = "grad_step" if offline else "env_step"
+
+    def series(key: str) -> tuple[np.ndarray, np.ndarray]:
+        points = [(float(r[x_key]), float(r[key])) for r in rows if r.get(key)]
+        return (np.array([p[0] for p in points]), np.array([p[1] for p in points])) if points else (
+            np.zeros(0), np.zeros(0))
+
+    return {"label": run_label(run_dir), "x_key": x_key, "warmup": 0 if offline else config.get("warmup_steps", 0),
+            **{k: series(k) for k in ("eval_return", "eval_normalized_score", "eval_success", "q_mean")}}
+
+
+def bootstrap_band(values: np.ndarray, rng: np.random.Generator, samples: int = 1000) -> tuple[np.ndarray, ...]:
+    """Mean over seeds (axis 0) and its 95% bootstrap confidence interval, per x."""
+    mean = values.mean(axis=0)
+    if len(values) < 2:
+        return mean, mean, mean
+    idx = rng.integers(0, len(values), (samples, len(values)))
+    means = values[idx].mean(axis=1)
+    return mean, np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
+
+
+def _curves(runs: list[dict], key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """label -> (x, values of shape (seeds, x)), on the x points every seed of the label has."""
+    grouped: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for run in runs:
+        if len(run[key][0]):
+            grouped[run["label"]].append(run[key])
+    out = {}
+    for label, series in grouped.items():
+        common = sorted(set.intersection(*(set(x.tolist()) for x, _ in series)))
+        values = np.array([[dict(zip(x.tolist(), y.tolist(), strict=True))[c] for c in common] for x, y in series])
+        out[label] = (np.array(common), values)
+    return out
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None,
+              labels: list[str] | None = None) -> Path:
+    """Write a PNG of evaluation curves (and success rate and mean Q when logged) for `run_dirs`.
+
+    `labels` (one per run) replaces the labels derived from the directory names.
+    """
+    runs = [read_run(Path(d)) for d in run_dirs]
+    for run, label in zip(runs, labels or [], strict=False):
+        run["label"] = label
+    score_key = "eval_normalized_score" if all(len(r["eval_normalized_score"][0]) for r in runs) else "eval_return"
+    panels = [(score_key, "normalised score" if score_key == "eval_normalized_score" else "evaluation return")]
+    if any(len(r["eval_success"][0]) for r in runs):
+        panels.append(("eval_success", "success rate"))
+    if any(len(r["q_mean"][0]) for r in runs):
+        panels.append(("q_mean", "mean Q on sampled batch"))
+    if not any(len(r[score_key][0]) for r in runs):
+        raise UserError("none of the runs logged an evaluation; nothing to plot")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    rng = np.random.default_rng(0)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    for ax, (key, name) in zip(axes[0], panels, strict=True):
+        for label, (x, values) in _curves(runs, key).items():
+            color = colors[labels.index(label) % len(colors)]
+            mean, low, high = bootstrap_band(values, rng)
+            ax.plot(x, mean, color=color, label=f"{label} (n={len(values)})", marker="o" if len(x) < 30 else None,
+                    markersize=3)
+            ax.fill_between(x, low, high, color=color, alpha=0.2)
+        warmup = max((r["warmup"] for r in runs), default=0)
+        if warmup:
+            ax.axvspan(0, warmup, color="grey", alpha=0.15, label="warmup")
+        ax.set_xlabel("gradient steps" if runs[0]["x_key"] == "grad_step" else "online env steps")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,105 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import minari
+import numpy as np
+import pytest
+
+from wsrl.cli import main
+from wsrl.data.loaders import read_dataset
+
+TINY = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8",
+        "--eval-episodes", "1"]
+
+
+@pytest.fixture
+def minari_root(tmp_path, monkeypatch):
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    return root
+
+
+def test_random_and_policy_recipes_write_datasets_minari_and_wsrl_read(tmp_path, minari_root, capsys):
+    assert main(["collect", "--env", "InvertedPendulum-v5", "--recipe", "random", "--steps", "300",
+                 "--out", "test/ip-random-v0"]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--env", "InvertedPendulum-v5", "--steps", "20", "--warmup-steps", "20", "--out", str(run),
+                 *TINY]) == 0
+    assert main(["collect", "--env", "InvertedPendulum-v5", "--recipe", "policy", "--from", str(run), "--steps", "300",
+                 "--epsilon", "0.3", "--action-noise", "0.1", "--out", "test/ip-policy-v0"]) == 0
+    for dataset_id, recipe in (("test/ip-random-v0", "random"), ("test/ip-policy-v0", "policy")):
+        dataset = minari.load_dataset(dataset_id)
+        assert dataset.total_steps == 300
+        assert json.loads(dataset.storage.metadata["description"])["recipe"] == recipe
+        episodes = list(dataset.iterate_episodes())
+        # Stored in the env's units (InvertedPendulum acts in [-3, 3]); wsrl maps them back to [-1, 1].
+        assert max(np.abs(e.actions).max() for e in episodes) > 1.0
+        ours = read_dataset(dataset_id)
+        assert max(np.abs(e.actions).max() for e in ours.episodes) <= 1.0
+        np.testing.assert_allclose(ours.episodes[0].actions, episodes[0].actions / 3.0, rtol=1e-5)
+        capsys.readouterr()
+        assert main(["data", "info", dataset_id]) == 0
+        assert "transitions              300" in capsys.readouterr().out
+
+
+def test_same_seed_gives_the_same_dataset(minari_root):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        assert main(["collect", "--env", "Hopper-v5", "--steps", "200", "--seed", str(seed), "--out",
+                     f"test/hop-{name}-v0"]) == 0
+    a, b, c = (read_dataset(f"test/hop-{n}-v0").episodes for n in "abc")
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.observations, y.observations)
+        np.testing.assert_array_equal(x.actions, y.actions)
+        np.testing.assert_array_equal(x.rewards, y.rewards)
+    assert not np.array_equal(a[0].actions, c[0].actions)
+
+
+def test_a_killed_collection_leaves_no_dataset(minari_root):
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(minari_root)}
+    proc = subprocess.Popen([sys.executable, "-m", "wsrl", "collect", "--env", "Hopper-v5", "--steps", "50000000",
+                             "--out", "test/killed-v0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (minari_root / "test" / "killed-v0").exists()
+    assert "test/killed-v0" not in minari.list_local_datasets()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--recipe", "expert"], "invalid choice"),
+    (["--recipe", "policy"], "needs --from"),
+    (["--env", "Nope-v1"], "unknown environment"),
+    (["--steps", "0"], "--steps must be a positive integer"),
+    (["--out", "test/exists-v0"], "already exists"),
+])
+def test_collect_bad_input(minari_root, capsys, args, message):
+    assert main(["collect", "--env", "Hopper-v5", "--steps", "50", "--out", "test/exists-v0"]) == 0
+    before = sorted(p.name for p in minari_root.rglob("*"))
+    capsys.readouterr()
+    command = ["collect", "--env", "Hopper-v5", "--steps", "50", "--out", "test/new-v0", *args]
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert sorted(p.name for p in minari_root.rglob("*")) == before
+
+
+def test_plot_two_seeds_of_a_run_into_a_png(tmp_path):
+    for seed in (0, 1):
+        assert main(["train", "--env", "Hopper-v5", "--steps", "60", "--warmup-steps", "20", "--eval-every", "20",
+                     "--log-every", "10", "--seed", str(seed), "--out", str(tmp_path / f"sac_seed{seed}"), *TINY]) == 0
+    out = tmp_path / "fig.png"
+    assert main(["plot", str(tmp_path / "sac_seed0"), str(tmp_path / "sac_seed1"), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["quick"] and summary["online_steps"] == 1500
+    assert (tmp_path / "demo" / "learning_curve.png").stat().st_size > 10_000
+    out = capsys.readouterr().out
+    assert "pre-trained (CQL, random data)" in out and "fine-tuned (WSRL)" in out
