@@ -25,11 +25,7 @@ case "${1:-}" in
   demo)
     setup
     shift
-    # Until `wsrl demo` exists: SAC from scratch, then WSRL fine-tuning from its checkpoint, on Hopper-v5.
-    .venv/bin/wsrl train --env Hopper-v5 --steps 3000 --warmup-steps 1000 --eval-every 1000 \
-      --eval-episodes 5 --out runs/demo/train --overwrite "$@"
-    .venv/bin/wsrl finetune --from runs/demo/train --env Hopper-v5 --steps 3000 --warmup-steps 1000 \
-      --eval-every 1000 --eval-episodes 5 --out runs/demo/finetune --overwrite "$@"
+    .venv/bin/wsrl demo "$@"
     ;;
   test)
     setup

@@ -84,16 +84,24 @@ def _run(command: str, args: Sequence[str]) -> int:
 
 
 def _collect(args: Sequence[str]) -> int:
-    from wsrl.data.collect import CollectConfig, collect
+    from wsrl.data.collect import CollectConfig, collect, collect_suite
 
     parser = _Parser(prog="wsrl collect", description=COMMANDS["collect"])
-    parser.add_argument("--out", required=True, help="Minari dataset id to write, e.g. wsrl/hopper-random-v0")
+    parser.add_argument("--out", default=None, help="Minari dataset id to write, e.g. wsrl/hopper-random-v0 "
+                        "(sac-ladder: a prefix, e.g. wsrl/hopper, for PREFIX/{medium,medium-replay,expert}-v0)")
+    parser.add_argument("--suite", default=None, help="collect every dataset of a suite (benchmarks/suite/NAME.toml)")
     parser.add_argument("--from", dest="from_path", default=None, help="policy recipe: run or checkpoint directory")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that id")
     add_config_arguments(parser, CollectConfig())
     ns = parser.parse_args(args)
-    path = collect(config_from_arguments(CollectConfig(), ns), ns.out, ns.from_path, ns.overwrite)
-    print(f"done: dataset {ns.out} written to {path}")
+    if ns.suite is not None:
+        paths = collect_suite(ns.suite, ns.overwrite)
+    elif ns.out is None:
+        raise UserError("--out DATASET_ID is required (or --suite NAME)")
+    else:
+        paths = collect(config_from_arguments(CollectConfig(), ns), ns.out, ns.from_path, ns.overwrite)
+    for path in paths:
+        print(f"done: wrote dataset {path}")
     return 0
 
 

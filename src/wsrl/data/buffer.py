@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "masks")
@@ -32,6 +33,12 @@ class ReplayBuffer(struct.PyTreeNode):
         data = {k: v.at[self.pointer].set(jnp.asarray(transition[k], v.dtype)) for k, v in self.data.items()}
         return self.replace(data=data, size=jnp.minimum(self.size + 1, self.capacity),
                             pointer=(self.pointer + 1) % self.capacity)
+
+    def transitions(self) -> dict[str, np.ndarray]:
+        """The stored transitions on the host, oldest first."""
+        size, pointer = int(self.size), int(self.pointer)
+        order = np.arange(size) if size < self.capacity else (np.arange(size) + pointer) % self.capacity
+        return {k: np.asarray(v)[order] for k, v in self.data.items()}
 
     def sample(self, key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
         """Uniform sample with replacement among the inserted transitions."""

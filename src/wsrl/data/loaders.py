@@ -104,6 +104,12 @@ def read_d4rl(path: Path) -> RawDataset:
     for key in ("observations", "actions", "rewards", "terminals"):
         if key not in data:
             raise UserError(f"{source}: missing dataset '{key}'; not a D4RL-style file")
+    return RawDataset(episodes_from_flat(data), source)
+
+
+def episodes_from_flat(data: dict[str, np.ndarray]) -> list[Episode]:
+    """Split flat transition arrays (D4RL layout: observations, actions, rewards, terminals, optional timeouts
+    and next_observations) into episodes."""
     obs = np.asarray(data["observations"], np.float32)
     n = len(obs)
     terminals = np.asarray(data["terminals"], bool).reshape(-1)
@@ -135,7 +141,7 @@ def read_d4rl(path: Path) -> RawDataset:
                 truncations=truncations,
             ))
         start = i + 1
-    return RawDataset(episodes, source)
+    return episodes
 
 
 def read_dataset(id_or_path: str) -> RawDataset:

@@ -128,8 +128,11 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
 
 
 def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | None = None,
-               overwrite: bool = False, command: str = "") -> dict[str, Any]:
-    """Train online into run directory `out`; returns the summary also written to summary.json."""
+               overwrite: bool = False, command: str = "", save_buffer: bool = False) -> dict[str, Any]:
+    """Train online into run directory `out`; returns the summary also written to summary.json.
+
+    `save_buffer` also writes the replay buffer's transitions, oldest first, to replay_buffer.npz.
+    """
     config.validate()
     out = Path(out)
     task = {"binary_reward": config.binary_reward, "terminate_on_success": config.terminate_on_success}
@@ -144,7 +147,7 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
         indent=2))
     logger = RunLogger(out)
     try:
-        summary = _loop(config, agent, env, eval_env, obs_dim, action_dim, logger, out)
+        summary = _loop(config, agent, env, eval_env, obs_dim, action_dim, logger, out, save_buffer)
     finally:
         logger.close()
         env.close()
@@ -154,7 +157,7 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
 
 
 def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, action_dim: int,
-          logger: RunLogger, out: Path) -> dict[str, Any]:
+          logger: RunLogger, out: Path, save_buffer: bool) -> dict[str, Any]:
     rng = np.random.default_rng(config.seed)
     buffer = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps))
     grad_step_at_start = int(agent.critic.step)
@@ -216,6 +219,8 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
             progress.advance(env_step, last_eval.get("eval_return"))
     if not (config.checkpoint_every and config.steps % config.checkpoint_every == 0):
         save(config.steps)
+    if save_buffer:
+        np.savez(out / "replay_buffer.npz", **buffer.transitions())
     elapsed = time.perf_counter() - start
     return {"env": config.env, "env_steps": config.steps,
             "grad_steps": int(agent.critic.step) - grad_step_at_start, "wall_time_s": elapsed,
