@@ -103,3 +103,31 @@ def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys):
     assert (tmp_path / "demo" / "learning_curve.png").stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "pre-trained (CQL, random data)" in out and "fine-tuned (WSRL)" in out
+
+
+def test_waypoint_recipe_reaches_goals_in_pointmaze(minari_root, capsys):
+    assert main(["collect", "--env", "PointMaze_UMaze-v3", "--recipe", "waypoint", "--action-noise", "0.3",
+                 "--steps", "1200", "--out", "test/pm-waypoint-v0"]) == 0
+    raw = read_dataset("test/pm-waypoint-v0")
+    assert raw.successes is not None and sum(len(e) for e in raw.episodes) == 1200
+    assert any(s.any() for s in raw.successes)  # the controller gets the ball to the evaluation goal
+    assert minari.load_dataset("test/pm-waypoint-v0").total_steps == 1200
+    assert main(["collect", "--env", "Hopper-v5", "--recipe", "waypoint", "--steps", "10", "--out", "test/x-v0"]) == 2
+    assert "PointMaze envs only" in capsys.readouterr().err
+
+
+def test_sac_ladder_writes_three_levels_and_a_suite_resumes(tmp_path, minari_root, capsys):
+    suite = tmp_path / "tiny.toml"
+    suite.write_text('[[dataset]]\nid = "test/ip"\nenv = "InvertedPendulum-v5"\nrecipe = "sac-ladder"\n'
+                     'steps = 400\nrollout_steps = 150\nladder_eval_every = 100\n\n'
+                     '[[dataset]]\nid = "test/ip-random-v0"\nenv = "InvertedPendulum-v5"\nsteps = 100\n')
+    assert main(["collect", "--suite", str(suite)]) == 0
+    replay = read_dataset("test/ip/medium-replay-v0")
+    medium_step = json.loads(minari.load_dataset("test/ip/medium-v0").storage.metadata["description"])["policy_step"]
+    assert sum(len(e) for e in replay.episodes) == medium_step
+    for level in ("medium", "expert"):
+        assert sum(len(e) for e in read_dataset(f"test/ip/{level}-v0").episodes) == 150
+    assert read_dataset("test/ip-random-v0").episodes
+    capsys.readouterr()
+    assert main(["collect", "--suite", str(suite)]) == 0  # everything present: nothing is redone
+    assert capsys.readouterr().out.count("already collected") == 2

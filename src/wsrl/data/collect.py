@@ -244,7 +244,9 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
     run_dir = minari_root() / ".wsrl-ladder" / prefix
     if overwrite or not (run_dir / "summary.json").is_file():
         sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1, entropy_backup=True)
-        online = OnlineConfig(env=config.env, steps=config.steps, seed=config.seed, warmup_steps=5000,
+        # 5000 uniform-random steps first (as RLPD), fewer for short runs.
+        online = OnlineConfig(env=config.env, steps=config.steps, seed=config.seed,
+                              warmup_steps=min(5000, config.steps // 5),
                               warmup_policy="random", eval_every=config.ladder_eval_every, eval_episodes=5,
                               checkpoint_every=config.ladder_eval_every, agent=sac)
         run_online(online, run_dir, overwrite=True, command=f"wsrl collect --recipe sac-ladder ({prefix})",
