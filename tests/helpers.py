@@ -17,3 +17,22 @@ def random_batch(size: int, seed: int = 0, obs_dim: int = OBS_DIM, action_dim: i
             "rewards": jnp.asarray(rng.normal(size=size), jnp.float32),
             "next_observations": jnp.asarray(rng.normal(size=(size, obs_dim)), jnp.float32),
             "masks": jnp.asarray(rng.integers(0, 2, size), jnp.float32)}
+
+
+def minari_collector_dataset(dataset_id: str, steps: int, env_id: str = "Hopper-v5") -> None:
+    """Random-action episodes written by Minari's own DataCollector into $MINARI_DATASETS_PATH."""
+    import warnings
+
+    import gymnasium as gym
+    import minari
+
+    env = minari.DataCollector(gym.make(env_id))
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    with warnings.catch_warnings():  # minari asks for author / permalink metadata
+        warnings.simplefilter("ignore")
+        env.create_dataset(dataset_id=dataset_id, algorithm_name="random")

@@ -102,7 +102,8 @@ def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys):
     assert summary["quick"] and summary["online_steps"] == 1500
     assert (tmp_path / "demo" / "learning_curve.png").stat().st_size > 10_000
     out = capsys.readouterr().out
-    assert "pre-trained (CQL, random data)" in out and "fine-tuned (WSRL)" in out
+    assert "pre-trained (CQL, random data)" in out and "fine-tuned (WSRL), final" in out
+    assert summary["finetuned_best"] >= summary["finetuned_return"]
 
 
 def test_waypoint_recipe_reaches_goals_in_pointmaze(minari_root, capsys):

@@ -3,6 +3,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from helpers import minari_collector_dataset
 
 from wsrl.data.loaders import read_d4rl, read_dataset
 from wsrl.data.transitions import Episode, from_episodes, return_to_go
@@ -71,19 +72,10 @@ def test_minari_goal_dict_observations_flatten_in_fixed_order(tmp_path):
 
 
 def test_real_minari_dataset_matches_minari_own_reader(tmp_path, monkeypatch):
-    import gymnasium as gym
     import minari
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
-    env = minari.DataCollector(gym.make("Hopper-v5"))
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    for _ in range(150):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            env.reset()
-    with pytest.warns(UserWarning):
-        env.create_dataset(dataset_id="test/hopper-tiny-v0", algorithm_name="random")
+    minari_collector_dataset("test/hopper-tiny-v0", 150)
     ours = read_dataset("test/hopper-tiny-v0")
     theirs = list(minari.load_dataset("test/hopper-tiny-v0").iterate_episodes())
     assert len(ours.episodes) == len(theirs) > 1

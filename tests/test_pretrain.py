@@ -1,12 +1,11 @@
 import csv
 import dataclasses
 
-import gymnasium as gym
 import jax
-import minari
 import numpy as np
 import pytest
 from flax import serialization
+from helpers import minari_collector_dataset
 
 from wsrl import checkpoint
 from wsrl.agents.sac import SACAgent, SACConfig
@@ -25,15 +24,7 @@ def hopper_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("minari")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root))
-        env = minari.DataCollector(gym.make("Hopper-v5"))
-        env.reset(seed=0)
-        env.action_space.seed(0)
-        for _ in range(2000):
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            if terminated or truncated:
-                env.reset()
-        with pytest.warns(UserWarning):
-            env.create_dataset(dataset_id="test/hopper-random-v0", algorithm_name="random")
+        minari_collector_dataset("test/hopper-random-v0", 2000)
     return root / "test" / "hopper-random-v0"
 
 

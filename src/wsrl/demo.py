@@ -16,7 +16,7 @@ from rich.table import Table
 
 from wsrl.data.collect import CollectConfig, collect
 from wsrl.data.loaders import find_minari
-from wsrl.plots import plot_runs
+from wsrl.plots import plot_runs, read_run
 from wsrl.presets import demo
 from wsrl.train.offline import run_offline
 from wsrl.train.online import run_online
@@ -40,9 +40,12 @@ def run_demo(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) 
     fine = run_online(online, out / "finetune", init_from=out / "pretrain", overwrite=True, command="wsrl demo")
     figure = plot_runs([out / "finetune"], out / "learning_curve.png", labels=["WSRL from CQL"],
                        title=f"WSRL on {demo.ENV}: CQL pre-trained on random data, then fine-tuned online")
+    online_evals = read_run(out / "finetune")["eval_return"][1]
     summary = {"env": demo.ENV, "dataset": dataset, "seed": seed, "quick": quick,
                "pretrained_return": pre["final_eval"]["eval_return"],
                "finetuned_return": fine["final_eval"]["eval_return"],
+               "finetuned_mean_last5": float(online_evals[-5:].mean()),
+               "finetuned_best": float(online_evals.max()),
                "offline_steps": offline_steps, "online_steps": online_steps, "warmup_steps": warmup,
                "wall_time_s": pre["wall_time_s"] + fine["wall_time_s"], "learning_curve": str(figure)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -51,7 +54,9 @@ def run_demo(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) 
         table.add_column(column)
     table.add_row("pre-trained (CQL, random data)", f"{offline_steps} grad steps",
                   f"{summary['pretrained_return']:.1f}")
-    table.add_row("fine-tuned (WSRL)", f"{online_steps} env steps", f"{summary['finetuned_return']:.1f}")
+    table.add_row("fine-tuned (WSRL), final", f"{online_steps} env steps", f"{summary['finetuned_return']:.1f}")
+    table.add_row("fine-tuned, mean of last 5 evals", "", f"{summary['finetuned_mean_last5']:.1f}")
+    table.add_row("fine-tuned, best eval", "", f"{summary['finetuned_best']:.1f}")
     Console().print(table)
     print(f"learning curve: {figure}; run directories: {out / 'pretrain'}, {out / 'finetune'}")
     return summary

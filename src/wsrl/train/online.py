@@ -143,7 +143,8 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     prepare_run_dir(out, overwrite)
     (out / "config.json").write_text(json.dumps(
         {"command": command, "init_from": None if init_from is None else str(init_from),
-         "wsrl_version": __version__, "jax_backend": jax.default_backend(), "config": to_dict(config)},
+         "learner": type(agent).__name__, "wsrl_version": __version__, "jax_backend": jax.default_backend(),
+         "config": to_dict(config)},
         indent=2))
     logger = RunLogger(out)
     try:
