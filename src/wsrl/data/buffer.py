@@ -34,6 +34,16 @@ class ReplayBuffer(struct.PyTreeNode):
         return self.replace(data=data, size=jnp.minimum(self.size + 1, self.capacity),
                             pointer=(self.pointer + 1) % self.capacity)
 
+    def extend(self, arrays: dict[str, np.ndarray]) -> ReplayBuffer:
+        """Append many transitions at once (retention by appending offline data)."""
+        n = len(arrays["rewards"])
+        if self.size + n > self.capacity:
+            raise ValueError(f"{n} transitions do not fit a buffer of capacity {self.capacity}")
+        idx = (self.pointer + jnp.arange(n)) % self.capacity
+        data = {k: v.at[idx].set(jnp.asarray(arrays[k], v.dtype).reshape(n, *v.shape[1:]))
+                for k, v in self.data.items()}
+        return self.replace(data=data, size=self.size + n, pointer=(self.pointer + n) % self.capacity)
+
     def transitions(self) -> dict[str, np.ndarray]:
         """The stored transitions on the host, oldest first."""
         size, pointer = int(self.size), int(self.pointer)
@@ -44,3 +54,23 @@ class ReplayBuffer(struct.PyTreeNode):
         """Uniform sample with replacement among the inserted transitions."""
         idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(self.size, 1))
         return {k: v[idx] for k, v in self.data.items()}
+
+
+def mixed_batch(key: jax.Array, buffer: ReplayBuffer, offline: dict[str, jax.Array] | None, minibatches: int,
+                batch_size: int, offline_ratio: float) -> dict[str, jax.Array]:
+    """`minibatches` consecutive minibatches of `batch_size`, each holding exactly round(ratio * batch_size)
+    uniformly sampled offline transitions and the rest online ones (RLPD-style symmetric sampling).
+
+    The returned batch carries an `offline` column (1 for offline rows) for the offline-fraction metric.
+    """
+    n_offline = round(offline_ratio * batch_size) if offline is not None else 0
+    n_online = batch_size - n_offline
+    online_key, offline_key = jax.random.split(key)
+    parts = [{**buffer.sample(online_key, minibatches * n_online), "offline": jnp.zeros(minibatches * n_online)}]
+    if n_offline:
+        size = offline["rewards"].shape[0]
+        idx = jax.random.randint(offline_key, (minibatches * n_offline,), 0, size)
+        parts.append({**{k: offline[k][idx] for k in FIELDS}, "offline": jnp.ones(minibatches * n_offline)})
+    per_minibatch = [jax.tree.map(lambda x: x.reshape(minibatches, -1, *x.shape[1:]), p) for p in parts]
+    merged = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *per_minibatch)
+    return jax.tree.map(lambda x: x.reshape(minibatches * batch_size, *x.shape[2:]), merged)

@@ -12,7 +12,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from wsrl.data.transitions import Episode
+from wsrl.data.transitions import Episode, Transitions, from_episodes
 from wsrl.envs import flatten_observation
 from wsrl.errors import UserError
 
@@ -180,3 +180,21 @@ def describe(raw: RawDataset) -> dict[str, Any]:
     if mean is not None:
         info["normalised score"] = f"{low:.1f} .. {high:.1f} (mean {mean:.1f})"
     return info
+
+
+def task_transitions(raw: RawDataset, reward_scale: float, reward_bias: float, gamma: float,
+                     binary_reward: bool = False, sparse_failure_reward: float | None = None,
+                     action_limit: float | None = 0.99999) -> Transitions:
+    """A dataset's transitions under a task's reward convention: the one place it is applied to data.
+
+    `binary_reward` rebuilds rewards as -1 / 0 from the stored success flags; `sparse_failure_reward` is
+    the raw failure reward of a sparse task (its all-failure episodes get r / (1 - gamma) as return-to-go).
+    """
+    episodes = raw.episodes
+    if binary_reward:
+        if raw.successes is None:
+            raise UserError(f"{raw.source} stores no success flags (infos/success); binary rewards need them")
+        episodes = [dataclasses.replace(e, rewards=np.where(s, 0.0, -1.0).astype(np.float32))
+                    for e, s in zip(episodes, raw.successes, strict=True)]
+    failure = None if sparse_failure_reward is None else reward_scale * sparse_failure_reward + reward_bias
+    return from_episodes(episodes, reward_scale, reward_bias, gamma, failure, action_limit, raw.source)

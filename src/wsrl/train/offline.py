@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jax
-import numpy as np
 
 from wsrl import __version__, checkpoint
 from wsrl.agents.cql import CQLAgent, CQLConfig
 from wsrl.agents.iql import IQLAgent, IQLConfig
 from wsrl.config import to_dict
-from wsrl.data.loaders import RawDataset, read_dataset
-from wsrl.data.transitions import Transitions, from_episodes
+from wsrl.data.loaders import RawDataset, read_dataset, task_transitions
+from wsrl.data.transitions import Transitions
 from wsrl.envs import make_env, space_dims
 from wsrl.errors import UserError
 from wsrl.evaluation import evaluate
@@ -77,18 +76,9 @@ class OfflineConfig:
 
 
 def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
-    """The dataset's transitions under the config's reward convention (the one place it is applied)."""
-    episodes = raw.episodes
-    if config.binary_reward:
-        if raw.successes is None:
-            raise UserError(f"{raw.source} stores no success flags (infos/success); binary rewards need them")
-        episodes = [dataclasses.replace(e, rewards=np.where(s, 0.0, -1.0).astype(np.float32))
-                    for e, s in zip(episodes, raw.successes, strict=True)]
-    failure = None
-    if config.sparse_failure_reward is not None:
-        failure = config.reward_scale * config.sparse_failure_reward + config.reward_bias
-    return from_episodes(episodes, config.reward_scale, config.reward_bias, config.agent.gamma, failure,
-                         config.action_limit, raw.source)
+    """The dataset's transitions under the config's reward convention."""
+    return task_transitions(raw, config.reward_scale, config.reward_bias, config.agent.gamma, config.binary_reward,
+                            config.sparse_failure_reward, config.action_limit)
 
 
 @jax.jit

@@ -22,7 +22,8 @@ from wsrl.agents import agent_from_meta
 from wsrl.agents.iql import IQLAgent
 from wsrl.agents.sac import SACAgent, SACConfig
 from wsrl.config import to_dict
-from wsrl.data.buffer import ReplayBuffer
+from wsrl.data.buffer import FIELDS, ReplayBuffer, mixed_batch
+from wsrl.data.loaders import read_dataset, task_transitions
 from wsrl.envs import make_env, space_dims
 from wsrl.errors import UserError
 from wsrl.evaluation import evaluate
@@ -65,6 +66,13 @@ class OnlineConfig:
     """Rewards -1 / 0 from the env's success flag, in training and evaluation (Adroit binary)."""
     terminate_on_success: bool = False
     """Episodes end at the first success (goal tasks); a success is a true terminal (mask 0)."""
+    retention: Literal["none", "mix", "append"] = "none"
+    """Offline data kept online: none (WSRL), mixed into every minibatch at --offline-ratio, or appended to the
+    online buffer."""
+    offline_ratio: float = 0.5
+    """With --retention mix: fraction of every minibatch drawn from the offline dataset."""
+    dataset: str = ""
+    """Offline dataset to retain (Minari id or directory, or D4RL hdf5 file), for --retention mix or append."""
     agent: SACConfig = field(default_factory=SACConfig)
     """The ensemble SAC learner."""
 
@@ -75,6 +83,10 @@ class OnlineConfig:
         for name in ("warmup_steps", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.offline_ratio <= 1.0:
+            raise UserError(f"--offline-ratio must be in [0, 1], got {self.offline_ratio}")
+        if self.retention != "none" and not self.dataset:
+            raise UserError(f"--retention {self.retention} keeps offline data: give it with --dataset")
         try:
             self.agent.validate()
         except ValueError as e:
@@ -88,14 +100,17 @@ def _insert_and_act(agent: SACAgent, buffer: ReplayBuffer, transition: dict, obs
     return agent, buffer, action[0]
 
 
-@partial(jax.jit, donate_argnums=(1,))
-def _insert_update_and_act(agent: SACAgent, buffer: ReplayBuffer, transition: dict, obs: jax.Array):
+@partial(jax.jit, donate_argnums=(1,), static_argnames=("offline_ratio",))
+def _insert_update_and_act(agent: SACAgent, buffer: ReplayBuffer, transition: dict, obs: jax.Array,
+                           offline: dict | None, offline_ratio: float):
     """The one device call per env step: store, sample utd * batch, high-UTD update, next action."""
     buffer = buffer.insert(transition)
     agent, key = agent.split_rng()
-    agent, metrics = agent.update(buffer.sample(key, agent.config.utd * agent.config.batch_size))
+    batch = mixed_batch(key, buffer, offline, agent.config.utd, agent.config.batch_size, offline_ratio)
+    offline_fraction = batch.pop("offline").mean()
+    agent, metrics = agent.update(batch)
     agent, action = agent.sample_actions(obs[None])
-    return agent, buffer, action[0], metrics
+    return agent, buffer, action[0], {**metrics, "offline_fraction": offline_fraction}
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -127,6 +142,18 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
     return checkpoint.restore(template, directory, drop=OFFLINE_ONLY_STATE)
 
 
+def retained_data(config: OnlineConfig, obs_dim: int, action_dim: int) -> dict[str, np.ndarray] | None:
+    """The offline transitions a retention method keeps, under the training env's reward convention."""
+    if config.retention == "none":
+        return None
+    data = task_transitions(read_dataset(config.dataset), config.reward_scale, config.reward_bias,
+                            config.agent.gamma, config.binary_reward)
+    if (data.observations.shape[1], data.actions.shape[1]) != (obs_dim, action_dim):
+        raise UserError(f"dataset {config.dataset} has observation/action dims {data.observations.shape[1]}/"
+                        f"{data.actions.shape[1]}, {config.env} has {obs_dim}/{action_dim}; retain data of this env")
+    return {k: v for k, v in data.as_dict().items() if k in FIELDS}
+
+
 def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | None = None,
                overwrite: bool = False, command: str = "", save_buffer: bool = False) -> dict[str, Any]:
     """Train online into run directory `out`; returns the summary also written to summary.json.
@@ -140,6 +167,7 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     eval_env = make_env(config.env, **task)
     obs_dim, action_dim = space_dims(env)
     agent = initial_agent(config, obs_dim, action_dim, init_from)
+    offline = retained_data(config, obs_dim, action_dim)
     prepare_run_dir(out, overwrite)
     (out / "config.json").write_text(json.dumps(
         {"command": command, "init_from": None if init_from is None else str(init_from),
@@ -148,7 +176,7 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
         indent=2))
     logger = RunLogger(out)
     try:
-        summary = _loop(config, agent, env, eval_env, obs_dim, action_dim, logger, out, save_buffer)
+        summary = _loop(config, agent, env, eval_env, obs_dim, action_dim, logger, out, save_buffer, offline)
     finally:
         logger.close()
         env.close()
@@ -158,9 +186,15 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
 
 
 def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, action_dim: int,
-          logger: RunLogger, out: Path, save_buffer: bool) -> dict[str, Any]:
+          logger: RunLogger, out: Path, save_buffer: bool, offline: dict[str, np.ndarray] | None) -> dict[str, Any]:
     rng = np.random.default_rng(config.seed)
-    buffer = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps))
+    appended = len(offline["rewards"]) if offline is not None and config.retention == "append" else 0
+    buffer = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + appended))
+    if appended:
+        buffer = buffer.extend(offline)
+    mix = offline is not None and config.retention == "mix"
+    offline_device = jax.device_put(offline) if mix else None
+    offline_ratio = config.offline_ratio if mix else 0.0
     grad_step_at_start = int(agent.critic.step)
     learner = "iql" if isinstance(agent, IQLAgent) else "sac"
     # Updates start once the step count exceeds max(K, one full UTD batch) (METHOD.md §2.3).
@@ -205,7 +239,8 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
                 next_obs, _ = env.reset()
             obs = next_obs
             if env_step >= first_update_step:
-                agent, buffer, action, metrics = _insert_update_and_act(agent, buffer, transition, obs)
+                agent, buffer, action, metrics = _insert_update_and_act(agent, buffer, transition, obs, offline_device,
+                                                                        offline_ratio=offline_ratio)
             else:
                 agent, buffer, action = _insert_and_act(agent, buffer, transition, obs)
             action = np.asarray(action)
