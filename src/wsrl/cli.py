@@ -13,6 +13,7 @@ from pathlib import Path
 from wsrl.config import add_config_arguments, config_from_arguments
 from wsrl.errors import UserError
 from wsrl.presets import DEFAULT_PRESET, PRESETS, offline_preset, online_preset
+from wsrl.train.methods import METHODS, method
 
 COMMANDS = {
     "demo": "the whole method in minutes: random data -> CQL pre-training -> WSRL fine-tuning -> table and plot",
@@ -44,14 +45,22 @@ def _run_parser(command: str, args: Sequence[str]) -> tuple[_Parser, object]:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default=DEFAULT_PRESET)
     pre.add_argument("--algo", default=None)
+    pre.add_argument("--method", default="sac-fast" if command == "train" else "wsrl")
     known = pre.parse_known_args(args)[0]
-    base = offline_preset(known.preset, known.algo) if command == "pretrain" else online_preset(known.preset)
+    if command == "pretrain":
+        base = offline_preset(known.preset, known.algo)
+    else:
+        base = method(known.method, command).apply(online_preset(known.preset))
     parser = _Parser(prog=f"wsrl {command}", description=COMMANDS[command])
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help="hyperparameter preset of a benchmark family; other flags override it")
     if command == "finetune":
         parser.add_argument("--from", dest="from_path", required=True,
                             help="run directory or checkpoint directory to start from")
+    if command in ("train", "finetune"):
+        names = [n for n, m in METHODS.items() if m.from_checkpoint == (command == "finetune")]
+        parser.add_argument("--method", default=names[0], choices=names,
+                            help="; ".join(f"{n}: {METHODS[n].about}" for n in names))
     parser.add_argument("--out", default=None, help="run directory to write (default: runs/COMMAND_ENV_SEED_TIME)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it already holds a run")
     add_config_arguments(parser, base)

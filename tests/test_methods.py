@@ -1,0 +1,104 @@
+import csv
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wsrl.cli import main
+from wsrl.data.buffer import ReplayBuffer, mixed_batch
+from wsrl.data.loaders import read_dataset
+from wsrl.presets import online_preset
+from wsrl.train.methods import METHODS
+
+NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8",
+        "--eval-episodes", "1", "--log-every", "10"]
+
+
+def test_methods_resolve_to_the_documented_settings():
+    base = online_preset("locomotion")
+    wsrl = METHODS["wsrl"].apply(base)
+    assert wsrl == base and wsrl.retention == "none" and wsrl.warmup_steps == 5000
+    assert METHODS["wsrl-no-warmup"].apply(base).warmup_steps == 0
+    assert METHODS["wsrl-random-warmup"].apply(base).warmup_policy == "random"
+    assert METHODS["wsrl-retain"].apply(base).retention == "mix"
+    assert METHODS["sac-fast"].apply(base) == base and not METHODS["sac-fast"].from_checkpoint
+    rlpd = METHODS["rlpd"].apply(base)  # METHOD.md §5
+    a = rlpd.agent
+    assert (a.num_critics, a.critic_subset, a.subset_with_replacement) == (10, 2, False)
+    assert (a.actor_critic_reduction, a.actor_layer_norm, a.critic_layer_norm) == ("mean", False, True)
+    assert (a.entropy_backup, a.target_entropy_per_dim) == (True, -0.5)
+    assert (a.actor_lr, a.critic_lr, a.temperature_lr, a.utd, a.batch_size) == (3e-4, 3e-4, 3e-4, 20, 256)
+    assert (rlpd.warmup_steps, rlpd.warmup_policy, rlpd.retention, rlpd.offline_ratio) == (5000, "random", "mix", 0.5)
+    assert not METHODS["rlpd"].from_checkpoint
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 1.0])
+def test_every_minibatch_holds_exactly_the_requested_offline_fraction(ratio):
+    online = {"observations": np.ones((20, 2)), "actions": np.zeros((20, 1)), "rewards": np.ones(20),
+              "next_observations": np.ones((20, 2)), "masks": np.ones(20)}
+    buffer = ReplayBuffer.create(2, 1, capacity=50).extend(online)
+    assert int(buffer.size) == 20
+    offline = {"observations": -jnp.ones((30, 2)), "actions": jnp.zeros((30, 1)), "rewards": -jnp.ones(30),
+               "next_observations": -jnp.ones((30, 2)), "masks": jnp.ones(30)}
+    batch = mixed_batch(jax.random.PRNGKey(0), buffer, offline, minibatches=3, batch_size=8, offline_ratio=ratio)
+    is_offline = np.asarray(batch["observations"][:, 0] < 0).reshape(3, 8)
+    np.testing.assert_array_equal(is_offline.sum(axis=1), [round(8 * ratio)] * 3)
+    np.testing.assert_array_equal(np.asarray(batch["offline"]).reshape(3, 8), is_offline)
+    np.testing.assert_array_equal(np.asarray(batch["rewards"]).reshape(3, 8) < 0, is_offline)
+
+
+@pytest.fixture
+def hopper_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    assert main(["collect", "--env", "Hopper-v5", "--steps", "200", "--seed", "5", "--out", "test/hop-v0"]) == 0
+    return np.concatenate([e.observations[:-1] for e in read_dataset("test/hop-v0").episodes])
+
+
+def buffer_rows(run_dir):
+    return np.load(run_dir / "replay_buffer.npz")["observations"]
+
+
+def contains(rows, row):
+    return bool(np.any(np.all(np.isclose(rows, row, atol=1e-6), axis=1)))
+
+
+@pytest.mark.parametrize("retention", ["none", "mix", "append"])
+def test_only_append_puts_offline_data_in_the_buffer(tmp_path, hopper_data, retention):
+    from wsrl.agents.sac import SACConfig
+    from wsrl.train.online import OnlineConfig, run_online
+
+    agent = SACConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,), num_critics=4, batch_size=8, utd=2)
+    config = OnlineConfig(env="Hopper-v5", steps=60, warmup_steps=20, eval_episodes=1, log_every=10, agent=agent,
+                          retention=retention, offline_ratio=0.25, dataset="test/hop-v0")
+    run_online(config, tmp_path / "run", save_buffer=True)
+    rows = buffer_rows(tmp_path / "run")
+    offline_in_buffer = sum(contains(rows, r) for r in hopper_data)
+    assert offline_in_buffer == (len(hopper_data) if retention == "append" else 0)
+    assert len(rows) == 60 + (len(hopper_data) if retention == "append" else 0)
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        fractions = {r["offline_fraction"] for r in csv.DictReader(f) if r["offline_fraction"]}
+    assert fractions == ({"0.25"} if retention == "mix" else {"0.0"})
+
+
+def test_rlpd_trains_from_scratch_with_half_offline_batches(tmp_path, hopper_data):
+    out = tmp_path / "rlpd"
+    assert main(["train", "--method", "rlpd", "--dataset", "test/hop-v0", "--steps", "40", "--warmup-steps", "20",
+                 "--utd", "2", "--out", str(out), *NETS]) == 0
+    with open(out / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["offline_fraction"]]
+    assert rows and {r["offline_fraction"] for r in rows} == {"0.5"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--method", "rlpd"], "--retention mix keeps offline data: give it with --dataset"),
+    (["train", "--method", "rlpd", "--dataset", "test/hop-v0", "--offline-ratio", "1.5"], "--offline-ratio must be"),
+    (["train", "--method", "wsrl"], "fine-tunes a pre-trained checkpoint"),
+    (["finetune", "--from", "x", "--method", "sac-fast"], "starts from scratch"),
+    (["train", "--method", "cql-magic"], "choose one of wsrl, wsrl-no-warmup"),
+])
+def test_method_bad_input(tmp_path, capsys, hopper_data, args, message):
+    assert main([*args, "--out", str(tmp_path / "out"), *NETS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
