@@ -23,6 +23,9 @@ def test_methods_resolve_to_the_documented_settings():
     assert METHODS["wsrl-random-warmup"].apply(base).warmup_policy == "random"
     assert METHODS["wsrl-retain"].apply(base).retention == "mix"
     assert METHODS["sac-fast"].apply(base) == base and not METHODS["sac-fast"].from_checkpoint
+    for name in ("cql", "iql"):  # the offline algorithm continued online: own loss, no warmup, no data
+        continued = METHODS[name].apply(base)
+        assert (continued.learner, continued.warmup_steps, continued.retention) == (name, 0, "none")
     rlpd = METHODS["rlpd"].apply(base)  # METHOD.md §5
     a = rlpd.agent
     assert (a.num_critics, a.critic_subset, a.subset_with_replacement) == (10, 2, False)

@@ -34,7 +34,7 @@ def rows(path):
 
 
 @pytest.mark.parametrize("algo", ["calql", "cql", "iql"])
-def test_pretrain_then_finetune_end_to_end(tmp_path, hopper_dataset, algo):
+def test_pretrain_then_finetune_end_to_end(tmp_path, capsys, hopper_dataset, algo):
     pre, fine = tmp_path / "pre", tmp_path / "fine"
     assert main(["pretrain", "--dataset", str(hopper_dataset), "--algo", algo, "--out", str(pre), *OFFLINE]) == 0
     offline_rows = rows(pre)
@@ -46,15 +46,22 @@ def test_pretrain_then_finetune_end_to_end(tmp_path, hopper_dataset, algo):
     meta = checkpoint.load_meta(checkpoint.resolve(pre))
     assert meta["algo"] == algo and meta["agent_config"].get("calql", False) == (algo == "calql")
 
-    assert main(["finetune", "--from", str(pre), "--steps", "30", "--warmup-steps", "10", "--out", str(fine),
-                 "--eval-episodes", "1", "--utd", "2", *NETS]) == 0
+    method = {"calql": "wsrl", "cql": "cql", "iql": "iql"}[algo]  # cql: the baseline continuing CQL online
+    assert main(["finetune", "--from", str(pre), "--method", method, "--steps", "30", "--warmup-steps", "10",
+                 "--out", str(fine), "--eval-episodes", "1", "--utd", "2", *NETS]) == 0
     online_evals = [r for r in rows(fine) if r["eval_return"]]
     assert online_evals[0]["eval_return"] == evals[-1]["eval_return"]  # the pre-trained policy, untouched
-    if algo == "iql":  # IQL continues as IQL: one update of 8 transitions per step from max(K=10, 8)+1 on
+    if algo != "calql":  # the checkpoint's own learner (UTD 1, batch 8) from step max(K=10, 8)+1 on
         assert int(rows(fine)[-1]["grad_step"]) == 30 - 10
-        assert checkpoint.load_meta(checkpoint.resolve(fine))["algo"] == "iql"
+        assert checkpoint.load_meta(checkpoint.resolve(fine))["algo"] == algo
     else:  # the WSRL learner at UTD 2: updates from max(K=10, 2 x 8)+1 on
         assert int(rows(fine)[-1]["grad_step"]) == 2 * (30 - 16)
+    wrong = {"calql": ("cql", "Monte-Carlo returns"), "cql": ("iql", "holds cql"), "iql": ("wsrl", "cannot seed")}
+    wrong_method, message = wrong[algo]
+    capsys.readouterr()
+    assert main(["finetune", "--from", str(pre), "--method", wrong_method, "--out", str(tmp_path / "bad"),
+                 *NETS]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_calql_checkpoint_restores_into_online_agent_with_moments(tmp_path, hopper_dataset):

@@ -43,6 +43,10 @@ METHODS: dict[str, Method] = {
                                  lambda c: dataclasses.replace(c, warmup_policy="random")),
     "wsrl-retain": Method("WSRL plus retained offline data mixed into every minibatch (ablation)", True,
                           lambda c: dataclasses.replace(c, retention="mix")),
+    "cql": Method("CQL continued online with its own loss, no offline data, no warmup", True,
+                  lambda c: dataclasses.replace(c, learner="cql", warmup_steps=0)),
+    "iql": Method("IQL continued online with its own loss, no offline data, no warmup", True,
+                  lambda c: dataclasses.replace(c, learner="iql", warmup_steps=0)),
     "sac-fast": Method("the WSRL online learner from random initialisation, no offline data", False, lambda c: c),
     "rlpd": Method("RLPD: SAC from scratch with symmetric offline/online sampling", False, _rlpd),
 }

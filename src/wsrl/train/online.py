@@ -19,7 +19,6 @@ import numpy as np
 
 from wsrl import __version__, checkpoint
 from wsrl.agents import agent_from_meta
-from wsrl.agents.iql import IQLAgent
 from wsrl.agents.sac import SACAgent, SACConfig
 from wsrl.config import to_dict
 from wsrl.data.buffer import FIELDS, ReplayBuffer, mixed_batch
@@ -66,6 +65,9 @@ class OnlineConfig:
     """Rewards -1 / 0 from the env's success flag, in training and evaluation (Adroit binary)."""
     terminate_on_success: bool = False
     """Episodes end at the first success (goal tasks); a success is a true terminal (mask 0)."""
+    learner: Literal["sac", "cql", "iql"] = "sac"
+    """Online learner: the ensemble SAC learner (WSRL; a CQL / Cal-QL checkpoint seeds it), or a CQL / IQL
+    checkpoint's own algorithm continued online with its own loss (the no-retention baselines)."""
     retention: Literal["none", "mix", "append"] = "none"
     """Offline data kept online: none (WSRL), mixed into every minibatch at --offline-ratio, or appended to the
     online buffer."""
@@ -125,8 +127,9 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
 def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from: str | Path | None = None):
     """The online learner: fresh, or restored whole (optimiser moments and temperature included).
 
-    CQL / Cal-QL checkpoints load into the ensemble SAC learner of `config.agent` (same shapes required);
-    an IQL checkpoint continues as IQL with its own hyperparameters (the no-retention IQL baseline).
+    With learner 'sac', a CQL / Cal-QL checkpoint loads into the ensemble SAC learner of `config.agent`
+    (same shapes required, the CQL multiplier dropped). With learner 'cql' or 'iql', a checkpoint of that
+    algorithm continues with its own hyperparameters and whole state.
     """
     fresh = SACAgent.create(config.agent, obs_dim, action_dim, config.seed)
     if init_from is None:
@@ -138,8 +141,18 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
             f"checkpoint {directory} was trained with observation dim {meta.get('obs_dim')} and action dim "
             f"{meta.get('action_dim')}, but {config.env} has {obs_dim} and {action_dim}; use the env it was "
             "trained on")
-    template = agent_from_meta(meta, config.seed) if meta.get("algo") == "iql" else fresh
-    return checkpoint.restore(template, directory, drop=OFFLINE_ONLY_STATE)
+    algo = meta.get("algo", "sac")
+    if config.learner != "sac":
+        if algo != config.learner:
+            hint = (" (continuing Cal-QL online needs Monte-Carlo returns of online episodes, which wsrl does not "
+                    "compute yet)" if algo == "calql" else "")
+            raise UserError(f"--method {config.learner} continues a {config.learner} checkpoint, but {directory} "
+                            f"holds {algo}{hint}; pre-train with --algo {config.learner}")
+        return checkpoint.restore(agent_from_meta(meta, config.seed), directory)
+    if algo == "iql":
+        raise UserError(f"checkpoint {directory} is IQL, whose Gaussian policy cannot seed the SAC learner; "
+                        "continue it with --method iql")
+    return checkpoint.restore(fresh, directory, drop=OFFLINE_ONLY_STATE)
 
 
 def retained_data(config: OnlineConfig, obs_dim: int, action_dim: int) -> dict[str, np.ndarray] | None:
@@ -196,7 +209,7 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     offline_device = jax.device_put(offline) if mix else None
     offline_ratio = config.offline_ratio if mix else 0.0
     grad_step_at_start = int(agent.critic.step)
-    learner = "iql" if isinstance(agent, IQLAgent) else "sac"
+    learner = config.learner
     # Updates start once the step count exceeds max(K, one full UTD batch) (METHOD.md §2.3).
     first_update_step = max(config.warmup_steps, agent.config.utd * agent.config.batch_size) + 1
     start = time.perf_counter()
