@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -105,3 +106,37 @@ def test_method_bad_input(tmp_path, capsys, hopper_data, args, message):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_jsrl_guide_acts_for_the_first_h_steps_then_the_learner(tmp_path):
+    from wsrl import checkpoint
+    from wsrl.agents import agent_from_meta
+    from wsrl.data.loaders import episodes_from_flat
+    from wsrl.evaluation import eval_action
+
+    guide_run = tmp_path / "guide"
+    assert main(["train", "--env", "Hopper-v5", "--steps", "10", "--warmup-steps", "10", "--out", str(guide_run),
+                 "--seed", "7", *NETS]) == 0
+    directory = checkpoint.resolve(guide_run)
+    guide = checkpoint.restore(agent_from_meta(checkpoint.load_meta(directory)), directory)
+
+    from wsrl.agents.sac import SACConfig
+    from wsrl.train.methods import METHODS
+    from wsrl.train.online import OnlineConfig, run_online
+
+    agent = SACConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8, 8), num_critics=4, batch_size=8)
+    config = METHODS["jsrl"].apply(OnlineConfig(env="Hopper-v5", steps=120, eval_episodes=1, eval_every=1000,
+                                                agent=agent))
+    config = dataclasses.replace(config, jsrl_initial_horizon=5)
+    assert config.jsrl_stages == 10 and config.warmup_steps == 0
+    run_online(config, tmp_path / "jsrl", init_from=guide_run, save_buffer=True)
+    flat = dict(np.load(tmp_path / "jsrl" / "replay_buffer.npz"))
+    flat["terminals"] = flat.pop("masks") == 0
+    episodes = episodes_from_flat(flat)
+    assert len(episodes) >= 3
+    for episode in episodes[:-1]:
+        guided = [np.allclose(a, eval_action(guide, o), atol=1e-5)
+                  for o, a in zip(episode.observations[:-1], episode.actions, strict=False)]
+        assert all(guided[:5]) and not any(guided[5:])
+    with open(tmp_path / "jsrl" / "metrics.csv") as f:
+        assert [r["jsrl_horizon"] for r in csv.DictReader(f) if r["eval_return"]][0] == "5"

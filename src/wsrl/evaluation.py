@@ -12,22 +12,25 @@ EVAL_ACTION_LIMIT = 0.99999
 
 
 @jax.jit
-def _eval_action(agent, obs):
+def eval_action(agent, obs):
+    """The deterministic evaluation action of one observation."""
     return agent.eval_actions(obs[None])[0]
 
 
 def evaluate(agent, env: gym.Env, episodes: int, seed: int, env_id: str,
-             reference: tuple[float, float] | None = None) -> dict[str, float]:
+             reference: tuple[float, float] | None = None, guide=None, guide_steps: int = 0) -> dict[str, float]:
     """Run `episodes` episodes of tanh(mean) actions (clipped to +-0.99999) on the unscaled-reward env.
 
     Episode i starts from reset(seed=seed + i), so every evaluation of a run sees the same start states.
+    With a `guide` (JSRL), the guide's deterministic actions are taken for the first `guide_steps` steps.
     """
     returns, lengths, successes = [], [], []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         total, length, success, done = 0.0, 0, None, False
         while not done:
-            action = np.clip(np.asarray(_eval_action(agent, obs)), -EVAL_ACTION_LIMIT, EVAL_ACTION_LIMIT)
+            actor = guide if length < guide_steps else agent
+            action = np.clip(np.asarray(eval_action(actor, obs)), -EVAL_ACTION_LIMIT, EVAL_ACTION_LIMIT)
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             length += 1

@@ -27,6 +27,7 @@ from wsrl import __version__
 from wsrl.data.loaders import find_minari, minari_root
 from wsrl.envs import REFERENCE_SCORES, make_env, success_flag, task_family
 from wsrl.errors import UserError
+from wsrl.evaluation import eval_action
 from wsrl.logging import ProgressBar
 
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -79,7 +80,7 @@ def checkpoint_policy(path: str | Path, env: gym.Env, rng: np.random.Generator, 
         raise UserError(f"checkpoint {directory} has observation/action dims {meta['obs_dim']}/{meta['action_dim']}, "
                         f"the env has {space_dims(env)[0]}/{space_dims(env)[1]}; use the env it was trained on")
     state = {"agent": checkpoint.restore(agent_from_meta(meta), directory)}
-    deterministic = jax.jit(lambda a, o: (a, a.eval_actions(o[None])[0]))
+    deterministic = lambda a, o: (a, eval_action(a, o))  # noqa: E731
     sampled = jax.jit(lambda a, o: (lambda out: (out[0], out[1][0]))(a.sample_actions(o[None])))
     act = sampled if stochastic else deterministic
 

@@ -47,6 +47,9 @@ METHODS: dict[str, Method] = {
                   lambda c: dataclasses.replace(c, learner="cql", warmup_steps=0)),
     "iql": Method("IQL continued online with its own loss, no offline data, no warmup", True,
                   lambda c: dataclasses.replace(c, learner="iql", warmup_steps=0)),
+    "jsrl": Method("JSRL: the pre-trained policy guides the first h steps of each episode, h shrinking on a "
+                   "curriculum; the SAC learner starts from scratch", True,
+                   lambda c: dataclasses.replace(c, jsrl_stages=10, warmup_steps=0)),
     "sac-fast": Method("the WSRL online learner from random initialisation, no offline data", False, lambda c: c),
     "rlpd": Method("RLPD: SAC from scratch with symmetric offline/online sampling", False, _rlpd),
 }

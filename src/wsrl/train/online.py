@@ -25,7 +25,7 @@ from wsrl.data.buffer import FIELDS, ReplayBuffer, mixed_batch
 from wsrl.data.loaders import read_dataset, task_transitions
 from wsrl.envs import make_env, space_dims
 from wsrl.errors import UserError
-from wsrl.evaluation import evaluate
+from wsrl.evaluation import eval_action, evaluate
 from wsrl.logging import ProgressBar, RunLogger
 
 EVAL_SEED_OFFSET = 10_000
@@ -68,6 +68,14 @@ class OnlineConfig:
     learner: Literal["sac", "cql", "iql"] = "sac"
     """Online learner: the ensemble SAC learner (WSRL; a CQL / Cal-QL checkpoint seeds it), or a CQL / IQL
     checkpoint's own algorithm continued online with its own loss (the no-retention baselines)."""
+    jsrl_stages: int = 0
+    """JSRL (0: off): the --from policy guides the first h steps of every episode, h starting at the episode limit
+    and shrinking by limit / stages whenever an evaluation of guide-then-learner is within --jsrl-tolerance of the
+    best one; the learner starts from scratch."""
+    jsrl_initial_horizon: int = 0
+    """JSRL: guide steps per episode at the start (0: the env's episode limit)."""
+    jsrl_tolerance: float = 0.05
+    """JSRL: relative tolerance to the best evaluation return for moving to the next (shorter) guide horizon."""
     retention: Literal["none", "mix", "append"] = "none"
     """Offline data kept online: none (WSRL), mixed into every minibatch at --offline-ratio, or appended to the
     online buffer."""
@@ -87,6 +95,8 @@ class OnlineConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.offline_ratio <= 1.0:
             raise UserError(f"--offline-ratio must be in [0, 1], got {self.offline_ratio}")
+        if min(self.jsrl_stages, self.jsrl_tolerance, self.jsrl_initial_horizon) < 0:
+            raise UserError("--jsrl-stages, --jsrl-initial-horizon and --jsrl-tolerance must be >= 0")
         if self.retention != "none" and not self.dataset:
             raise UserError(f"--retention {self.retention} keeps offline data: give it with --dataset")
         try:
@@ -179,7 +189,13 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     env = make_env(config.env, config.reward_scale, config.reward_bias, **task)
     eval_env = make_env(config.env, **task)
     obs_dim, action_dim = space_dims(env)
-    agent = initial_agent(config, obs_dim, action_dim, init_from)
+    guide = None
+    if config.jsrl_stages:
+        if init_from is None:
+            raise UserError("JSRL needs a guide policy: give the pre-trained checkpoint with --from")
+        guide, agent = initial_agent(config, obs_dim, action_dim, init_from), initial_agent(config, obs_dim, action_dim)
+    else:
+        agent = initial_agent(config, obs_dim, action_dim, init_from)
     offline = retained_data(config, obs_dim, action_dim)
     prepare_run_dir(out, overwrite)
     (out / "config.json").write_text(json.dumps(
@@ -189,7 +205,7 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
         indent=2))
     logger = RunLogger(out)
     try:
-        summary = _loop(config, agent, env, eval_env, obs_dim, action_dim, logger, out, save_buffer, offline)
+        summary = _loop(config, agent, env, eval_env, obs_dim, action_dim, logger, out, save_buffer, offline, guide)
     finally:
         logger.close()
         env.close()
@@ -199,7 +215,8 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
 
 
 def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, action_dim: int,
-          logger: RunLogger, out: Path, save_buffer: bool, offline: dict[str, np.ndarray] | None) -> dict[str, Any]:
+          logger: RunLogger, out: Path, save_buffer: bool, offline: dict[str, np.ndarray] | None,
+          guide: SACAgent | None) -> dict[str, Any]:
     rng = np.random.default_rng(config.seed)
     appended = len(offline["rewards"]) if offline is not None and config.retention == "append" else 0
     buffer = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + appended))
@@ -209,7 +226,10 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     offline_device = jax.device_put(offline) if mix else None
     offline_ratio = config.offline_ratio if mix else 0.0
     grad_step_at_start = int(agent.critic.step)
-    learner = config.learner
+    # JSRL: the guide acts for the first `horizon` steps of each episode (METHOD.md §5).
+    limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 1000
+    horizon = (config.jsrl_initial_horizon or limit) if guide is not None else 0
+    best_eval, episode_step = -np.inf, 0
     # Updates start once the step count exceeds max(K, one full UTD batch) (METHOD.md §2.3).
     first_update_step = max(config.warmup_steps, agent.config.utd * agent.config.batch_size) + 1
     start = time.perf_counter()
@@ -224,14 +244,19 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
                 "wall_time": elapsed, "env_steps_per_s": env_step / max(elapsed, 1e-9), **extra}
 
     def run_eval(env_step: int) -> None:
-        nonlocal last_eval
-        last_eval = evaluate(agent, eval_env, config.eval_episodes, config.seed + EVAL_SEED_OFFSET, config.env)
-        logger.log(row(env_step, last_eval))
+        nonlocal last_eval, horizon, best_eval
+        last_eval = evaluate(agent, eval_env, config.eval_episodes, config.seed + EVAL_SEED_OFFSET, config.env,
+                             guide=guide, guide_steps=horizon)
+        logger.log(row(env_step, {**last_eval, **({"jsrl_horizon": horizon} if guide is not None else {})}))
+        score = last_eval["eval_return"]
+        if guide is not None and env_step > 0 and score >= best_eval - config.jsrl_tolerance * abs(best_eval):
+            horizon = max(0, horizon - -(-limit // config.jsrl_stages))
+        best_eval = max(best_eval, score)
 
     def save(env_step: int) -> None:
         grad_step = int(agent.critic.step)
         checkpoint.save(agent, out / "checkpoints" / f"step_{env_step}",
-                        checkpoint.metadata(learner, agent.config, obs_dim, action_dim, config.env, env_step,
+                        checkpoint.metadata(config.learner, agent.config, obs_dim, action_dim, config.env, env_step,
                                             grad_step))
 
     run_eval(0)
@@ -243,12 +268,15 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
         for env_step in range(1, config.steps + 1):
             if env_step <= config.warmup_steps and config.warmup_policy == "random":
                 action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+            if episode_step < horizon:
+                action = np.asarray(eval_action(guide, obs))
+            episode_step += 1
             next_obs, reward, terminated, truncated, info = env.step(action)
             transition = {"observations": obs, "actions": action, "rewards": np.float32(reward),
                           "next_observations": next_obs, "masks": np.float32(not terminated)}
             episode_return += float(info.get("raw_reward", reward))
             if terminated or truncated:
-                last_episode_return, episode_return = episode_return, 0.0
+                last_episode_return, episode_return, episode_step = episode_return, 0.0, 0
                 next_obs, _ = env.reset()
             obs = next_obs
             if env_step >= first_update_step:
