@@ -22,6 +22,7 @@ COMMANDS = {
     "finetune": "fine-tune a checkpoint online with WSRL: warmup with the frozen policy, then ensemble SAC",
     "train": "train the WSRL online learner from scratch, no offline data (the paper's SAC fast)",
     "eval": "evaluate a checkpoint's deterministic policy",
+    "compare": "pre-train once, run several methods x seeds, write results.csv, a table and comparison.png",
     "plot": "learning curves of run directories (mean and 95% bootstrap band over seeds) into a PNG",
     "data": "`wsrl data info DATASET`: episodes, transitions, returns, normalised-score range, spaces",
 }
@@ -126,6 +127,56 @@ def _demo(args: Sequence[str]) -> int:
     return 0
 
 
+def _route_flags(extra: Sequence[str], preset: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split pass-through flags between pre-training and online runs by which command knows each flag."""
+    known = {command: set(_run_parser(command, ["--preset", preset])[0]._option_string_actions)
+             for command in ("pretrain", "finetune")}
+    groups: list[list[str]] = []
+    for token in extra:
+        if token.startswith("--") or not groups:
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    unknown = [g[0] for g in groups if not any(g[0] in flags for flags in known.values())]
+    if unknown:
+        raise UserError(f"unknown flag(s) {', '.join(unknown)} (see `wsrl compare --help`, `wsrl finetune --help`)")
+    pick = lambda command: tuple(t for g in groups if g[0] in known[command] for t in g)  # noqa: E731
+    return pick("pretrain"), pick("finetune")
+
+
+def _compare(args: Sequence[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from wsrl.compare import Comparison, run_comparison, summary_table
+
+    parser = _Parser(prog="wsrl compare", description=COMMANDS["compare"],
+                     epilog="Other flags (e.g. --critic-hidden-dims 64 64) are passed to every run.")
+    parser.add_argument("--dataset", required=True, help="offline dataset (Minari id or directory, or D4RL file)")
+    parser.add_argument("--methods", required=True, help=f"comma-separated, from: {', '.join(METHODS)}")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per method")
+    parser.add_argument("--steps", type=int, required=True, help="online env steps per run")
+    parser.add_argument("--offline-steps", type=int, required=True, help="offline gradient steps of each pre-training")
+    parser.add_argument("--out", required=True, help="comparison directory (an interrupted one resumes)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS), help="benchmark family preset")
+    parser.add_argument("--env", default="", help="environment (default: the dataset's)")
+    parser.add_argument("--workers", type=int, default=1, help="runs at a time (local processes)")
+    ns, extra = parser.parse_known_args(args)
+    pretrain_flags, online_flags = _route_flags(extra, ns.preset)
+    comparison = Comparison(ns.dataset, tuple(m for m in ns.methods.split(",") if m), ns.seeds, ns.steps,
+                            ns.offline_steps, Path(ns.out), ns.preset, ns.env, ns.workers, pretrain_flags,
+                            online_flags)
+    results = run_comparison(comparison)
+    table = Table(title=f"wsrl compare: {ns.dataset}")
+    for column in ("method", "seeds", "score at start", "score at end", "area under curve", "regret"):
+        table.add_column(column)
+    for row in summary_table(results):
+        table.add_row(*row)
+    Console().print(table)
+    print(f"results: {Path(ns.out) / 'results.csv'}, figure: {Path(ns.out) / 'comparison.png'}")
+    return 0
+
+
 def _plot(args: Sequence[str]) -> int:
     from wsrl.plots import plot_runs
 
@@ -175,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, rest = args[0], args[1:]
         if command not in COMMANDS:
             raise UserError(f"unknown command {command!r}; choose one of {', '.join(COMMANDS)}")
-        handlers = {"eval": _eval, "data": _data, "collect": _collect, "plot": _plot, "demo": _demo}
+        handlers = {"eval": _eval, "data": _data, "collect": _collect, "plot": _plot, "demo": _demo,
+                    "compare": _compare}
         code = handlers.get(command, lambda a: _run(command, a))(rest)
     except UserError as e:
         print(f"wsrl: error: {e}", file=sys.stderr)

@@ -23,7 +23,7 @@ from wsrl.agents.sac import SACAgent, SACConfig
 from wsrl.config import to_dict
 from wsrl.data.buffer import FIELDS, ReplayBuffer, mixed_batch
 from wsrl.data.loaders import read_dataset, task_transitions
-from wsrl.envs import make_env, space_dims
+from wsrl.envs import make_env, space_dims, success_flag
 from wsrl.errors import UserError
 from wsrl.evaluation import eval_action, evaluate
 from wsrl.logging import ProgressBar, RunLogger
@@ -230,6 +230,7 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     limit = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 1000
     horizon = (config.jsrl_initial_horizon or limit) if guide is not None else 0
     best_eval, episode_step = -np.inf, 0
+    train_episodes, train_successes, episode_success = 0, 0, None
     # Updates start once the step count exceeds max(K, one full UTD batch) (METHOD.md §2.3).
     first_update_step = max(config.warmup_steps, agent.config.utd * agent.config.batch_size) + 1
     start = time.perf_counter()
@@ -275,8 +276,13 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
             transition = {"observations": obs, "actions": action, "rewards": np.float32(reward),
                           "next_observations": next_obs, "masks": np.float32(not terminated)}
             episode_return += float(info.get("raw_reward", reward))
+            success = success_flag(info)
+            episode_success = None if success is None else bool(episode_success) or success
             if terminated or truncated:
                 last_episode_return, episode_return, episode_step = episode_return, 0.0, 0
+                train_episodes += 1
+                train_successes += bool(episode_success)
+                episode_success = None
                 next_obs, _ = env.reset()
             obs = next_obs
             if env_step >= first_update_step:
@@ -302,4 +308,4 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     return {"env": config.env, "env_steps": config.steps,
             "grad_steps": int(agent.critic.step) - grad_step_at_start, "wall_time_s": elapsed,
             "env_steps_per_s": config.steps / elapsed, "last_train_episode_return": last_episode_return,
-            "final_eval": last_eval}
+            "train_episodes": train_episodes, "train_successes": train_successes, "final_eval": last_eval}

@@ -1,0 +1,146 @@
+"""`wsrl compare`: pre-train once per (offline algorithm, seed), run every method on it, tabulate and plot.
+
+Every run is an ordinary `wsrl pretrain` / `finetune` / `train` command in its own process (a local pool of
+`--workers`), writing an ordinary run directory. A run whose summary.json exists is not run again, so an
+interrupted comparison resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsrl.errors import UserError
+from wsrl.plots import plot_runs, read_run
+from wsrl.presets import PRESETS
+from wsrl.train.methods import METHODS
+
+# The offline algorithm a method starts from (None: the preset's own, e.g. Cal-QL for AntMaze).
+PRETRAINED_BY = {"cql": "cql", "iql": "iql"}
+RESULT_COLUMNS = ("method", "seed", "score_start", "score_end", "auc", "regret", "run_dir")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything `wsrl compare` runs."""
+
+    dataset: str
+    methods: tuple[str, ...]
+    seeds: int
+    steps: int
+    offline_steps: int
+    out: Path
+    preset: str = "locomotion"
+    env: str = ""
+    workers: int = 1
+    pretrain_flags: tuple[str, ...] = ()
+    online_flags: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise UserError(f"unknown method(s) {', '.join(unknown)}; valid: {', '.join(METHODS)}")
+        if self.preset not in PRESETS:
+            raise UserError(f"unknown preset {self.preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+        if min(self.seeds, self.steps, self.offline_steps, self.workers) < 1:
+            raise UserError("--seeds, --steps, --offline-steps and --workers must be positive integers")
+
+
+def _wsrl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wsrl", *args]
+
+
+def _done(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file()
+
+
+def _execute(command: list[str], run_dir: Path) -> None:
+    """Run one wsrl command (its output into run_dir.log); a failure stops the comparison with its reason."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = run_dir.parent / f"{run_dir.name}.log"
+    with open(log, "w") as f:
+        result = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        last = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise UserError(f"`{' '.join(command[2:])}` failed: {last[0]} (log: {log})")
+
+
+def pretrain_runs(c: Comparison) -> dict[tuple[str | None, int], Path]:
+    """(offline algorithm, seed) -> run directory, one per pair the methods need (None: the preset's algo)."""
+    needed = {PRETRAINED_BY.get(m) for m in c.methods if METHODS[m].from_checkpoint}
+    return {(algo, seed): c.out / "pretrain" / f"{algo or 'preset'}_seed{seed}"
+            for algo in needed for seed in range(c.seeds)}
+
+
+def run_comparison(c: Comparison) -> list[dict]:
+    """Pre-train, run all methods x seeds, then write results.csv and comparison.png into c.out."""
+    c.validate()
+    env = ["--env", c.env] if c.env else []
+    pretrained = pretrain_runs(c)
+    jobs = []
+    for (algo, seed), run_dir in pretrained.items():
+        if not _done(run_dir):
+            jobs.append((_wsrl("pretrain", "--dataset", c.dataset, "--preset", c.preset, *(["--algo", algo] if algo
+                                                                                           else []),
+                               "--steps", str(c.offline_steps), "--seed", str(seed), "--out", str(run_dir),
+                               "--overwrite", *env, *c.pretrain_flags), run_dir))
+    with ThreadPoolExecutor(c.workers) as pool:
+        list(pool.map(lambda job: _execute(*job), jobs))
+
+    jobs = []
+    for name in c.methods:
+        for seed in range(c.seeds):
+            run_dir = c.out / "runs" / f"{name}_seed{seed}"
+            if _done(run_dir):
+                continue
+            start = (["finetune", "--from", str(pretrained[(PRETRAINED_BY.get(name), seed)])]
+                     if METHODS[name].from_checkpoint else ["train"])
+            retain = ["--dataset", c.dataset] if name in ("rlpd", "wsrl-retain") else []
+            jobs.append((_wsrl(*start, "--method", name, "--preset", c.preset, "--steps", str(c.steps), "--seed",
+                               str(seed), "--out", str(run_dir), "--overwrite", *env, *retain, *c.online_flags),
+                         run_dir))
+    with ThreadPoolExecutor(c.workers) as pool:
+        list(pool.map(lambda job: _execute(*job), jobs))
+    results = [result_row(name, seed, c.out / "runs" / f"{name}_seed{seed}")
+               for name in c.methods for seed in range(c.seeds)]
+    with open(c.out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(results)
+    plot_runs([r["run_dir"] for r in results], c.out / "comparison.png",
+              title=f"{c.dataset}: {c.seeds} seed(s), {c.steps} online steps")
+    return results
+
+
+def result_row(method: str, seed: int, run_dir: Path) -> dict:
+    """Score at the start and end of fine-tuning, its area under the curve, and the regret on goal tasks."""
+    run = read_run(run_dir)
+    key = "eval_normalized_score" if len(run["eval_normalized_score"][0]) else "eval_return"
+    x, y = run[key]
+    auc = float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else float(y[-1])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    regret = ""
+    if len(run["eval_success"][0]) and summary.get("train_episodes"):
+        regret = 1.0 - summary["train_successes"] / summary["train_episodes"]
+    return {"method": method, "seed": seed, "score_start": float(y[0]), "score_end": float(y[-1]), "auc": auc,
+            "regret": regret, "run_dir": str(run_dir)}
+
+
+def summary_table(results: list[dict]) -> list[tuple[str, ...]]:
+    """Per method: mean +- std over seeds of each result column."""
+    rows = []
+    for method in dict.fromkeys(r["method"] for r in results):
+        mine = [r for r in results if r["method"] == method]
+        cells = [method, str(len(mine))]
+        for key in ("score_start", "score_end", "auc", "regret"):
+            values = [r[key] for r in mine if r[key] != ""]
+            cells.append(f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else "-")
+        rows.append(tuple(cells))
+    return rows

@@ -1,0 +1,58 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from wsrl.cli import main
+
+NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8",
+        "--eval-episodes", "1", "--eval-every", "10", "--log-every", "10"]
+
+
+@pytest.fixture
+def dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    assert main(["collect", "--env", "Hopper-v5", "--steps", "300", "--out", "test/hop-v0"]) == 0
+    return "test/hop-v0"
+
+
+def compare_args(out, methods="wsrl,sac-fast,cql"):
+    return ["compare", "--dataset", "test/hop-v0", "--methods", methods, "--seeds", "1", "--steps", "30",
+            "--offline-steps", "20", "--out", str(out), "--warmup-steps", "10", *NETS]
+
+
+def test_compare_writes_results_and_figure_and_resumes_after_a_kill(tmp_path, dataset, capsys):
+    out = tmp_path / "cmp"
+    env = {**os.environ, "MINARI_DATASETS_PATH": os.environ["MINARI_DATASETS_PATH"]}
+    proc = subprocess.Popen([sys.executable, "-m", "wsrl", *compare_args(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "pretrain" / "preset_seed0" / "summary.json").is_file() and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    pretrained = out / "pretrain" / "preset_seed0" / "summary.json"
+    assert pretrained.is_file() and not (out / "results.csv").exists()
+    stamp = pretrained.stat().st_mtime
+
+    assert main(compare_args(out)) == 0
+    assert pretrained.stat().st_mtime == stamp  # the finished pre-training was reused, not redone
+    assert (out / "pretrain" / "cql_seed0" / "summary.json").is_file()
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["wsrl", "sac-fast", "cql"]
+    assert all(r["score_start"] and r["score_end"] and r["auc"] for r in rows)
+    assert (out / "comparison.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "wsrl compare" in printed and "sac-fast" in printed
+
+
+def test_compare_rejects_unknown_methods(tmp_path, capsys):
+    assert main(["compare", "--dataset", "x", "--methods", "wsrl,magic", "--steps", "1", "--offline-steps", "1",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "unknown method(s) magic; valid: wsrl" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
