@@ -19,21 +19,21 @@ NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-cri
 def test_methods_resolve_to_the_documented_settings():
     base = online_preset("locomotion")
     wsrl = METHODS["wsrl"].apply(base)
-    assert wsrl == base and wsrl.retention == "none" and wsrl.warmup_steps == 5000
+    assert wsrl == base and wsrl.retain == "none" and wsrl.warmup_steps == 5000
     assert METHODS["wsrl-no-warmup"].apply(base).warmup_steps == 0
     assert METHODS["wsrl-random-warmup"].apply(base).warmup_policy == "random"
-    assert METHODS["wsrl-retain"].apply(base).retention == "mix"
+    assert METHODS["wsrl-retain"].apply(base).retain == "mix"
     assert METHODS["sac-fast"].apply(base) == base and not METHODS["sac-fast"].from_checkpoint
     for name in ("cql", "iql"):  # the offline algorithm continued online: own loss, no warmup, no data
         continued = METHODS[name].apply(base)
-        assert (continued.learner, continued.warmup_steps, continued.retention) == (name, 0, "none")
+        assert (continued.learner, continued.warmup_steps, continued.retain) == (name, 0, "none")
     rlpd = METHODS["rlpd"].apply(base)  # METHOD.md §5
     a = rlpd.agent
     assert (a.num_critics, a.critic_subset, a.subset_with_replacement) == (10, 2, False)
     assert (a.actor_critic_reduction, a.actor_layer_norm, a.critic_layer_norm) == ("mean", False, True)
     assert (a.entropy_backup, a.target_entropy_per_dim) == (True, -0.5)
     assert (a.actor_lr, a.critic_lr, a.temperature_lr, a.utd, a.batch_size) == (3e-4, 3e-4, 3e-4, 20, 256)
-    assert (rlpd.warmup_steps, rlpd.warmup_policy, rlpd.retention, rlpd.offline_ratio) == (5000, "random", "mix", 0.5)
+    assert (rlpd.warmup_steps, rlpd.warmup_policy, rlpd.retain, rlpd.offline_ratio) == (5000, "random", "mix", 0.5)
     assert not METHODS["rlpd"].from_checkpoint
 
 
@@ -74,7 +74,7 @@ def test_only_append_puts_offline_data_in_the_buffer(tmp_path, hopper_data, rete
 
     agent = SACConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,), num_critics=4, batch_size=8, utd=2)
     config = OnlineConfig(env="Hopper-v5", steps=60, warmup_steps=20, eval_episodes=1, log_every=10, agent=agent,
-                          retention=retention, offline_ratio=0.25, dataset="test/hop-v0")
+                          retain=retention, offline_ratio=0.25, dataset="test/hop-v0")
     run_online(config, tmp_path / "run", save_buffer=True)
     rows = buffer_rows(tmp_path / "run")
     offline_in_buffer = sum(contains(rows, r) for r in hopper_data)
@@ -95,7 +95,7 @@ def test_rlpd_trains_from_scratch_with_half_offline_batches(tmp_path, hopper_dat
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--method", "rlpd"], "--retention mix keeps offline data: give it with --dataset"),
+    (["train", "--method", "rlpd"], "--retain mix keeps offline data: give it with --dataset"),
     (["train", "--method", "rlpd", "--dataset", "test/hop-v0", "--offline-ratio", "1.5"], "--offline-ratio must be"),
     (["train", "--method", "wsrl"], "fine-tunes a pre-trained checkpoint"),
     (["finetune", "--from", "x", "--method", "sac-fast"], "starts from scratch"),

@@ -31,7 +31,7 @@ def _rlpd(config: OnlineConfig) -> OnlineConfig:
         config.agent, num_critics=10, critic_subset=2, subset_with_replacement=False, actor_critic_reduction="mean",
         actor_layer_norm=False, critic_layer_norm=True, entropy_backup=True, target_entropy_per_dim=-0.5,
         actor_lr=3e-4, critic_lr=3e-4, temperature_lr=3e-4, utd=20, batch_size=256)
-    return dataclasses.replace(config, warmup_steps=5000, warmup_policy="random", retention="mix", offline_ratio=0.5,
+    return dataclasses.replace(config, warmup_steps=5000, warmup_policy="random", retain="mix", offline_ratio=0.5,
                                agent=agent)
 
 
@@ -42,7 +42,7 @@ METHODS: dict[str, Method] = {
     "wsrl-random-warmup": Method("WSRL with uniform random warmup actions (ablation)", True,
                                  lambda c: dataclasses.replace(c, warmup_policy="random")),
     "wsrl-retain": Method("WSRL plus retained offline data mixed into every minibatch (ablation)", True,
-                          lambda c: dataclasses.replace(c, retention="mix")),
+                          lambda c: dataclasses.replace(c, retain="mix")),
     "cql": Method("CQL continued online with its own loss, no offline data, no warmup", True,
                   lambda c: dataclasses.replace(c, learner="cql", warmup_steps=0)),
     "iql": Method("IQL continued online with its own loss, no offline data, no warmup", True,

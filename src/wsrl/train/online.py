@@ -76,13 +76,13 @@ class OnlineConfig:
     """JSRL: guide steps per episode at the start (0: the env's episode limit)."""
     jsrl_tolerance: float = 0.05
     """JSRL: relative tolerance to the best evaluation return for moving to the next (shorter) guide horizon."""
-    retention: Literal["none", "mix", "append"] = "none"
+    retain: Literal["none", "mix", "append"] = "none"
     """Offline data kept online: none (WSRL), mixed into every minibatch at --offline-ratio, or appended to the
     online buffer."""
     offline_ratio: float = 0.5
-    """With --retention mix: fraction of every minibatch drawn from the offline dataset."""
+    """With --retain mix: fraction of every minibatch drawn from the offline dataset."""
     dataset: str = ""
-    """Offline dataset to retain (Minari id or directory, or D4RL hdf5 file), for --retention mix or append."""
+    """Offline dataset to retain (Minari id or directory, or D4RL hdf5 file), for --retain mix or append."""
     agent: SACConfig = field(default_factory=SACConfig)
     """The ensemble SAC learner."""
 
@@ -97,8 +97,8 @@ class OnlineConfig:
             raise UserError(f"--offline-ratio must be in [0, 1], got {self.offline_ratio}")
         if min(self.jsrl_stages, self.jsrl_tolerance, self.jsrl_initial_horizon) < 0:
             raise UserError("--jsrl-stages, --jsrl-initial-horizon and --jsrl-tolerance must be >= 0")
-        if self.retention != "none" and not self.dataset:
-            raise UserError(f"--retention {self.retention} keeps offline data: give it with --dataset")
+        if self.retain != "none" and not self.dataset:
+            raise UserError(f"--retain {self.retain} keeps offline data: give it with --dataset")
         try:
             self.agent.validate()
         except ValueError as e:
@@ -167,7 +167,7 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
 
 def retained_data(config: OnlineConfig, obs_dim: int, action_dim: int) -> dict[str, np.ndarray] | None:
     """The offline transitions a retention method keeps, under the training env's reward convention."""
-    if config.retention == "none":
+    if config.retain == "none":
         return None
     data = task_transitions(read_dataset(config.dataset), config.reward_scale, config.reward_bias,
                             config.agent.gamma, config.binary_reward)
@@ -218,11 +218,11 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
           logger: RunLogger, out: Path, save_buffer: bool, offline: dict[str, np.ndarray] | None,
           guide: SACAgent | None) -> dict[str, Any]:
     rng = np.random.default_rng(config.seed)
-    appended = len(offline["rewards"]) if offline is not None and config.retention == "append" else 0
+    appended = len(offline["rewards"]) if offline is not None and config.retain == "append" else 0
     buffer = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + appended))
     if appended:
         buffer = buffer.extend(offline)
-    mix = offline is not None and config.retention == "mix"
+    mix = offline is not None and config.retain == "mix"
     offline_device = jax.device_put(offline) if mix else None
     offline_ratio = config.offline_ratio if mix else 0.0
     grad_step_at_start = int(agent.critic.step)
