@@ -24,9 +24,13 @@ def test_methods_resolve_to_the_documented_settings():
     assert METHODS["wsrl-random-warmup"].apply(base).warmup_policy == "random"
     assert METHODS["wsrl-retain"].apply(base).retain == "mix"
     assert METHODS["sac-fast"].apply(base) == base and not METHODS["sac-fast"].from_checkpoint
-    for name in ("cql", "iql"):  # the offline algorithm continued online: own loss, no warmup, no data
+    for name in ("calql", "cql", "iql"):  # the offline algorithm continued online: own loss, no warmup, no data
         continued = METHODS[name].apply(base)
         assert (continued.learner, continued.warmup_steps, continued.retain) == (name, 0, "none")
+        retaining = METHODS[f"{name}-retain"].apply(base)
+        assert (retaining.learner, retaining.retain, retaining.offline_ratio) == (name, "mix", 0.5)
+    ensemble = METHODS["calql-ensemble-utd"].apply(base)
+    assert (ensemble.learner, ensemble.retain, ensemble.continued_utd) == ("calql", "mix", 4)
     rlpd = METHODS["rlpd"].apply(base)  # METHOD.md §5
     a = rlpd.agent
     assert (a.num_critics, a.critic_subset, a.subset_with_replacement) == (10, 2, False)
@@ -44,7 +48,7 @@ def test_every_minibatch_holds_exactly_the_requested_offline_fraction(ratio):
     buffer = ReplayBuffer.create(2, 1, capacity=50).extend(online)
     assert int(buffer.size) == 20
     offline = {"observations": -jnp.ones((30, 2)), "actions": jnp.zeros((30, 1)), "rewards": -jnp.ones(30),
-               "next_observations": -jnp.ones((30, 2)), "masks": jnp.ones(30)}
+               "next_observations": -jnp.ones((30, 2)), "masks": jnp.ones(30), "mc_returns": jnp.zeros(30)}
     batch = mixed_batch(jax.random.PRNGKey(0), buffer, offline, minibatches=3, batch_size=8, offline_ratio=ratio)
     is_offline = np.asarray(batch["observations"][:, 0] < 0).reshape(3, 8)
     np.testing.assert_array_equal(is_offline.sum(axis=1), [round(8 * ratio)] * 3)
@@ -140,3 +144,47 @@ def test_jsrl_guide_acts_for_the_first_h_steps_then_the_learner(tmp_path):
         assert all(guided[:5]) and not any(guided[5:])
     with open(tmp_path / "jsrl" / "metrics.csv") as f:
         assert [r["jsrl_horizon"] for r in csv.DictReader(f) if r["eval_return"]][0] == "5"
+
+
+def test_calql_online_fills_returns_of_finished_episodes_and_samples_only_those(tmp_path, hopper_data):
+    from wsrl.data.loaders import episodes_from_flat
+    from wsrl.data.transitions import return_to_go
+
+    pre = tmp_path / "pre"
+    assert main(["pretrain", "--dataset", "test/hop-v0", "--algo", "calql", "--steps", "5", "--out", str(pre),
+                 "--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size",
+                 "8", "--eval-episodes", "1"]) == 0
+    for method, utd in (("calql", 1), ("calql-ensemble-utd", 4)):
+        out = tmp_path / method
+        extra = ["--dataset", "test/hop-v0"] if method != "calql" else []
+        assert main(["finetune", "--from", str(pre), "--method", method, "--steps", "1030", "--warmup-steps", "10",
+                     "--out", str(out), *extra, *NETS]) == 0
+        with open(out / "metrics.csv") as f:
+            last = list(csv.DictReader(f))[-2]  # the last training row
+        # Updates wait for max(K, one batch, one full episode of Hopper's 1000-step limit).
+        assert int(last["grad_step"]) == utd * (1030 - 1000)
+    config_run = tmp_path / "calql"
+    from wsrl.train.methods import METHODS
+    from wsrl.train.online import OnlineConfig, run_online
+
+    online = dataclasses.replace(METHODS["calql"].apply(OnlineConfig(env="Hopper-v5", steps=120, eval_episodes=1)),
+                                 warmup_steps=10)
+    run_online(online, config_run, init_from=pre, save_buffer=True, overwrite=True)
+    flat = dict(np.load(config_run / "replay_buffer.npz"))
+    mc = flat.pop("mc_returns")
+    flat["terminals"] = flat.pop("masks") == 0
+    start = 0
+    episodes = episodes_from_flat(flat)
+    for episode in episodes[:-1]:  # every finished episode carries its return-to-go
+        n = len(episode)
+        np.testing.assert_allclose(mc[start:start + n], return_to_go(episode.rewards, 0.99), rtol=1e-5, atol=1e-5)
+        start += n
+    assert np.all(mc[start:] == 0)  # the unfinished one does not (and is never sampled)
+
+
+def test_sampling_is_limited_to_finished_rows():
+    buffer = ReplayBuffer.create(1, 1, capacity=10)
+    buffer = buffer.extend({"observations": np.arange(10.0)[:, None], "actions": np.zeros((10, 1)),
+                            "rewards": np.zeros(10), "next_observations": np.zeros((10, 1)), "masks": np.ones(10)})
+    rows = np.asarray(buffer.sample(jax.random.PRNGKey(0), 500, limit=jnp.asarray(4))["observations"][:, 0])
+    assert set(rows.astype(int)) == {0, 1, 2, 3}

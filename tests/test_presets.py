@@ -49,6 +49,7 @@ def test_presets_hold_the_papers_numbers(family):
     assert (on.eval_every, on.eval_episodes) == (20_000, 20)
     assert on.terminate_on_success == (family != "locomotion") == off.terminate_on_success
     assert on.binary_reward == (family == "adroit") == off.binary_reward
+    assert on.sparse_failure_reward == off.sparse_failure_reward
     expectile, temperature, dropout = IQL_TABLE[family]
     iql = offline_preset(family, "iql").agent
     assert (iql.expectile, iql.awr_temperature, iql.actor_dropout) == (expectile, temperature, dropout)

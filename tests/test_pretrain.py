@@ -56,7 +56,7 @@ def test_pretrain_then_finetune_end_to_end(tmp_path, capsys, hopper_dataset, alg
         assert checkpoint.load_meta(checkpoint.resolve(fine))["algo"] == algo
     else:  # the WSRL learner at UTD 2: updates from max(K=10, 2 x 8)+1 on
         assert int(rows(fine)[-1]["grad_step"]) == 2 * (30 - 16)
-    wrong = {"calql": ("cql", "Monte-Carlo returns"), "cql": ("iql", "holds cql"), "iql": ("wsrl", "cannot seed")}
+    wrong = {"calql": ("cql", "holds calql"), "cql": ("iql", "holds cql"), "iql": ("wsrl", "cannot seed")}
     wrong_method, message = wrong[algo]
     capsys.readouterr()
     assert main(["finetune", "--from", str(pre), "--method", wrong_method, "--out", str(tmp_path / "bad"),

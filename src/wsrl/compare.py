@@ -23,7 +23,9 @@ from wsrl.presets import PRESETS
 from wsrl.train.methods import METHODS
 
 # The offline algorithm a method starts from (None: the preset's own, e.g. Cal-QL for AntMaze).
-PRETRAINED_BY = {"cql": "cql", "iql": "iql"}
+PRETRAINED_BY = {"calql": "calql", "calql-retain": "calql", "calql-ensemble-utd": "calql", "cql": "cql",
+                 "cql-retain": "cql", "iql": "iql", "iql-retain": "iql"}
+RETAINING = ("rlpd", "wsrl-retain", "calql-retain", "cql-retain", "iql-retain", "calql-ensemble-utd")
 RESULT_COLUMNS = ("method", "seed", "score_start", "score_end", "auc", "regret", "run_dir")
 
 
@@ -102,7 +104,7 @@ def run_comparison(c: Comparison) -> list[dict]:
                 continue
             start = (["finetune", "--from", str(pretrained[(PRETRAINED_BY.get(name), seed)])]
                      if METHODS[name].from_checkpoint else ["train"])
-            retain = ["--dataset", c.dataset] if name in ("rlpd", "wsrl-retain") else []
+            retain = ["--dataset", c.dataset] if name in RETAINING else []
             jobs.append((_wsrl(*start, "--method", name, "--preset", c.preset, "--steps", str(c.steps), "--seed",
                                str(seed), "--out", str(run_dir), "--overwrite", *env, *retain, *c.online_flags),
                          run_dir))

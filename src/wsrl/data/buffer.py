@@ -7,11 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-FIELDS = ("observations", "actions", "rewards", "next_observations", "masks")
+FIELDS = ("observations", "actions", "rewards", "next_observations", "masks", "mc_returns")
 
 
 class ReplayBuffer(struct.PyTreeNode):
-    """Fixed-capacity ring buffer of transitions (observations, actions, rewards, next_observations, masks)."""
+    """Fixed-capacity ring buffer of transitions: observations, actions, rewards, next_observations, masks,
+    and mc_returns (Monte-Carlo return-to-go, filled in when an episode ends, for Cal-QL online)."""
 
     data: dict[str, jax.Array]
     size: jax.Array
@@ -20,7 +21,7 @@ class ReplayBuffer(struct.PyTreeNode):
     @classmethod
     def create(cls, obs_dim: int, action_dim: int, capacity: int) -> ReplayBuffer:
         shapes = {"observations": (obs_dim,), "actions": (action_dim,), "rewards": (),
-                  "next_observations": (obs_dim,), "masks": ()}
+                  "next_observations": (obs_dim,), "masks": (), "mc_returns": ()}
         data = {k: jnp.zeros((capacity, *shape), jnp.float32) for k, shape in shapes.items()}
         return cls(data=data, size=jnp.zeros((), jnp.int32), pointer=jnp.zeros((), jnp.int32))
 
@@ -30,7 +31,7 @@ class ReplayBuffer(struct.PyTreeNode):
 
     def insert(self, transition: dict[str, jax.Array]) -> ReplayBuffer:
         """Write one transition at the pointer, overwriting the oldest one when full."""
-        data = {k: v.at[self.pointer].set(jnp.asarray(transition[k], v.dtype)) for k, v in self.data.items()}
+        data = {k: v.at[self.pointer].set(jnp.asarray(transition.get(k, 0.0), v.dtype)) for k, v in self.data.items()}
         return self.replace(data=data, size=jnp.minimum(self.size + 1, self.capacity),
                             pointer=(self.pointer + 1) % self.capacity)
 
@@ -40,8 +41,8 @@ class ReplayBuffer(struct.PyTreeNode):
         if self.size + n > self.capacity:
             raise ValueError(f"{n} transitions do not fit a buffer of capacity {self.capacity}")
         idx = (self.pointer + jnp.arange(n)) % self.capacity
-        data = {k: v.at[idx].set(jnp.asarray(arrays[k], v.dtype).reshape(n, *v.shape[1:]))
-                for k, v in self.data.items()}
+        data = {k: v.at[idx].set(jnp.asarray(arrays[k] if k in arrays else np.zeros(n), v.dtype).reshape(
+                    n, *v.shape[1:])) for k, v in self.data.items()}
         return self.replace(data=data, size=self.size + n, pointer=(self.pointer + n) % self.capacity)
 
     def transitions(self) -> dict[str, np.ndarray]:
@@ -50,14 +51,20 @@ class ReplayBuffer(struct.PyTreeNode):
         order = np.arange(size) if size < self.capacity else (np.arange(size) + pointer) % self.capacity
         return {k: np.asarray(v)[order] for k, v in self.data.items()}
 
-    def sample(self, key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
-        """Uniform sample with replacement among the inserted transitions."""
-        idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(self.size, 1))
+    def set_returns(self, idx: jax.Array, values: jax.Array) -> ReplayBuffer:
+        """Write Monte-Carlo returns at rows `idx`; indices >= capacity (padding) are ignored."""
+        data = {**self.data, "mc_returns": self.data["mc_returns"].at[idx].set(values, mode="drop")}
+        return self.replace(data=data)
+
+    def sample(self, key: jax.Array, batch_size: int, limit: jax.Array | None = None) -> dict[str, jax.Array]:
+        """Uniform sample with replacement among the inserted transitions (the first `limit` ones if given)."""
+        high = self.size if limit is None else limit
+        idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(high, 1))
         return {k: v[idx] for k, v in self.data.items()}
 
 
 def mixed_batch(key: jax.Array, buffer: ReplayBuffer, offline: dict[str, jax.Array] | None, minibatches: int,
-                batch_size: int, offline_ratio: float) -> dict[str, jax.Array]:
+                batch_size: int, offline_ratio: float, limit: jax.Array | None = None) -> dict[str, jax.Array]:
     """`minibatches` consecutive minibatches of `batch_size`, each holding exactly round(ratio * batch_size)
     uniformly sampled offline transitions and the rest online ones (RLPD-style symmetric sampling).
 
@@ -66,7 +73,7 @@ def mixed_batch(key: jax.Array, buffer: ReplayBuffer, offline: dict[str, jax.Arr
     n_offline = round(offline_ratio * batch_size) if offline is not None else 0
     n_online = batch_size - n_offline
     online_key, offline_key = jax.random.split(key)
-    parts = [{**buffer.sample(online_key, minibatches * n_online), "offline": jnp.zeros(minibatches * n_online)}]
+    parts = [{**buffer.sample(online_key, minibatches * n_online, limit), "offline": jnp.zeros(minibatches * n_online)}]
     if n_offline:
         size = offline["rewards"].shape[0]
         idx = jax.random.randint(offline_key, (minibatches * n_offline,), 0, size)

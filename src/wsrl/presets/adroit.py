@@ -27,6 +27,7 @@ def offline(algo: str = DEFAULT_ALGO) -> OfflineConfig:
 
 def online() -> OnlineConfig:
     return OnlineConfig(
-        env="AdroitHandPen-v1", steps=300_000, **REWARD, binary_reward=True, terminate_on_success=True,
+        env="AdroitHandPen-v1", steps=300_000, **REWARD, sparse_failure_reward=-1.0, binary_reward=True,
+        terminate_on_success=True,
         agent=SACConfig(**NETWORKS, max_target_backup=False),
     )

@@ -23,6 +23,6 @@ def offline(algo: str = DEFAULT_ALGO) -> OfflineConfig:
 
 def online() -> OnlineConfig:
     return OnlineConfig(
-        env="FrankaKitchen-v1", steps=300_000, **REWARD, terminate_on_success=True,
+        env="FrankaKitchen-v1", steps=300_000, **REWARD, sparse_failure_reward=0.0, terminate_on_success=True,
         agent=SACConfig(**NETWORKS, max_target_backup=False),
     )

@@ -6,6 +6,7 @@ checkpoint (WSRL). The replay buffer starts empty and never holds offline data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -15,14 +16,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from wsrl import __version__, checkpoint
 from wsrl.agents import agent_from_meta
+from wsrl.agents.cql import CQLAgent
 from wsrl.agents.sac import SACAgent, SACConfig
 from wsrl.config import to_dict
 from wsrl.data.buffer import FIELDS, ReplayBuffer, mixed_batch
 from wsrl.data.loaders import read_dataset, task_transitions
+from wsrl.data.transitions import return_to_go
 from wsrl.envs import make_env, space_dims, success_flag
 from wsrl.errors import UserError
 from wsrl.evaluation import eval_action, evaluate
@@ -65,9 +69,13 @@ class OnlineConfig:
     """Rewards -1 / 0 from the env's success flag, in training and evaluation (Adroit binary)."""
     terminate_on_success: bool = False
     """Episodes end at the first success (goal tasks); a success is a true terminal (mask 0)."""
-    learner: Literal["sac", "cql", "iql"] = "sac"
-    """Online learner: the ensemble SAC learner (WSRL; a CQL / Cal-QL checkpoint seeds it), or a CQL / IQL
-    checkpoint's own algorithm continued online with its own loss (the no-retention baselines)."""
+    learner: Literal["sac", "calql", "cql", "iql"] = "sac"
+    """Online learner: the ensemble SAC learner (WSRL; a CQL / Cal-QL checkpoint seeds it), or a Cal-QL / CQL /
+    IQL checkpoint's own algorithm continued online with its own loss (the baselines)."""
+    continued_utd: int = 0
+    """Continued offline learner: critic steps per env step (0: the checkpoint's own, 1)."""
+    sparse_failure_reward: float | None = None
+    """Raw failure reward of a sparse task, for Cal-QL's online returns-to-go (as in pre-training)."""
     jsrl_stages: int = 0
     """JSRL (0: off): the --from policy guides the first h steps of every episode, h starting at the episode limit
     and shrinking by limit / stages whenever an evaluation of guide-then-learner is within --jsrl-tolerance of the
@@ -114,15 +122,45 @@ def _insert_and_act(agent: SACAgent, buffer: ReplayBuffer, transition: dict, obs
 
 @partial(jax.jit, donate_argnums=(1,), static_argnames=("offline_ratio",))
 def _insert_update_and_act(agent: SACAgent, buffer: ReplayBuffer, transition: dict, obs: jax.Array,
-                           offline: dict | None, offline_ratio: float):
+                           offline: dict | None, offline_ratio: float, sample_limit: jax.Array | None):
     """The one device call per env step: store, sample utd * batch, high-UTD update, next action."""
     buffer = buffer.insert(transition)
     agent, key = agent.split_rng()
-    batch = mixed_batch(key, buffer, offline, agent.config.utd, agent.config.batch_size, offline_ratio)
+    batch = mixed_batch(key, buffer, offline, agent.config.utd, agent.config.batch_size, offline_ratio,
+                        sample_limit)
     offline_fraction = batch.pop("offline").mean()
     agent, metrics = agent.update(batch)
     agent, action = agent.sample_actions(obs[None])
     return agent, buffer, action[0], {**metrics, "offline_fraction": offline_fraction}
+
+
+@partial(jax.jit, donate_argnums=(0,))
+def _set_returns(buffer: ReplayBuffer, idx: jax.Array, values: jax.Array) -> ReplayBuffer:
+    return buffer.set_returns(idx, values)
+
+
+class OnlineReturns:
+    """Monte-Carlo returns-to-go of online episodes, for learners whose batches need them (Cal-QL online).
+
+    When an episode ends, its return-to-go (same rule as the dataset's) is written into its buffer rows;
+    sampling is limited to the rows of finished episodes (METHOD.md §2.3).
+    """
+
+    def __init__(self, first_row: int, gamma: float, failure_reward: float | None, max_length: int, capacity: int):
+        self.finished, self.rewards = first_row, []
+        self.gamma, self.failure_reward, self.max_length, self.capacity = gamma, failure_reward, max_length, capacity
+
+    def add(self, reward: float) -> None:
+        self.rewards.append(reward)
+
+    def end_episode(self, buffer: ReplayBuffer) -> ReplayBuffer:
+        values = np.zeros(self.max_length, np.float32)
+        n = len(self.rewards)
+        values[:n] = return_to_go(np.asarray(self.rewards, np.float32), self.gamma, self.failure_reward)
+        idx = np.full(self.max_length, self.capacity, np.int32)  # padding rows are dropped
+        idx[:n] = self.finished + np.arange(n)
+        self.finished, self.rewards = self.finished + n, []
+        return _set_returns(buffer, jnp.asarray(idx), jnp.asarray(values))
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -154,11 +192,12 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
     algo = meta.get("algo", "sac")
     if config.learner != "sac":
         if algo != config.learner:
-            hint = (" (continuing Cal-QL online needs Monte-Carlo returns of online episodes, which wsrl does not "
-                    "compute yet)" if algo == "calql" else "")
             raise UserError(f"--method {config.learner} continues a {config.learner} checkpoint, but {directory} "
-                            f"holds {algo}{hint}; pre-train with --algo {config.learner}")
-        return checkpoint.restore(agent_from_meta(meta, config.seed), directory)
+                            f"holds {algo}; pre-train with --algo {config.learner}")
+        agent = checkpoint.restore(agent_from_meta(meta, config.seed), directory)
+        if config.continued_utd:
+            agent = agent.replace(config=dataclasses.replace(agent.config, utd=config.continued_utd))
+        return agent
     if algo == "iql":
         raise UserError(f"checkpoint {directory} is IQL, whose Gaussian policy cannot seed the SAC learner; "
                         "continue it with --method iql")
@@ -231,8 +270,17 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     horizon = (config.jsrl_initial_horizon or limit) if guide is not None else 0
     best_eval, episode_step = -np.inf, 0
     train_episodes, train_successes, episode_success = 0, 0, None
-    # Updates start once the step count exceeds max(K, one full UTD batch) (METHOD.md §2.3).
-    first_update_step = max(config.warmup_steps, agent.config.utd * agent.config.batch_size) + 1
+    # Updates start once the step count exceeds max(K, one full UTD batch), and for learners that need
+    # Monte-Carlo returns also one full episode (METHOD.md §2.3).
+    returns = None
+    if isinstance(agent, CQLAgent) and agent.config.calql:
+        if buffer.capacity < config.steps + appended:
+            raise UserError("Cal-QL online keeps every episode's returns: --buffer-capacity must hold all steps")
+        failure = None if config.sparse_failure_reward is None else (
+            config.reward_scale * config.sparse_failure_reward + config.reward_bias)
+        returns = OnlineReturns(appended, agent.config.gamma, failure, limit, buffer.capacity)
+    first_update_step = max(config.warmup_steps, agent.config.utd * agent.config.batch_size,
+                            limit if returns is not None else 0) + 1
     start = time.perf_counter()
     metrics: dict[str, jax.Array] = {}
     last_eval: dict[str, float] = {}
@@ -276,6 +324,8 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
             transition = {"observations": obs, "actions": action, "rewards": np.float32(reward),
                           "next_observations": next_obs, "masks": np.float32(not terminated)}
             episode_return += float(info.get("raw_reward", reward))
+            if returns is not None:
+                returns.add(float(reward))
             success = success_flag(info)
             episode_success = None if success is None else bool(episode_success) or success
             if terminated or truncated:
@@ -286,10 +336,14 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
                 next_obs, _ = env.reset()
             obs = next_obs
             if env_step >= first_update_step:
+                limit_rows = None if returns is None else jnp.asarray(returns.finished)
                 agent, buffer, action, metrics = _insert_update_and_act(agent, buffer, transition, obs, offline_device,
-                                                                        offline_ratio=offline_ratio)
+                                                                        offline_ratio=offline_ratio,
+                                                                        sample_limit=limit_rows)
             else:
                 agent, buffer, action = _insert_and_act(agent, buffer, transition, obs)
+            if returns is not None and episode_step == 0:  # the episode that ended at this step is now in the buffer
+                buffer = returns.end_episode(buffer)
             action = np.asarray(action)
 
             if env_step % config.log_every == 0:
