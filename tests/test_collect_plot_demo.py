@@ -113,6 +113,8 @@ def test_waypoint_recipe_reaches_goals_in_pointmaze(minari_root, capsys):
     assert raw.successes is not None and sum(len(e) for e in raw.episodes) == 1200
     assert any(s.any() for s in raw.successes)  # the controller gets the ball to the evaluation goal
     assert minari.load_dataset("test/pm-waypoint-v0").total_steps == 1200
+    assert main(["data", "info", "test/pm-waypoint-v0"]) == 0
+    assert "success rate" in capsys.readouterr().out
     assert main(["collect", "--env", "Hopper-v5", "--recipe", "waypoint", "--steps", "10", "--out", "test/x-v0"]) == 2
     assert "PointMaze envs only" in capsys.readouterr().err
 
@@ -128,6 +130,9 @@ def test_sac_ladder_writes_three_levels_and_a_suite_resumes(tmp_path, minari_roo
     assert sum(len(e) for e in replay.episodes) == medium_step
     for level in ("medium", "expert"):
         assert sum(len(e) for e in read_dataset(f"test/ip/{level}-v0").episodes) == 150
+    for level in ("medium", "medium-replay", "expert"):
+        assert minari.load_dataset(f"test/ip/{level}-v0").total_steps > 0
+        assert main(["data", "info", f"test/ip/{level}-v0"]) == 0
     assert read_dataset("test/ip-random-v0").episodes
     capsys.readouterr()
     assert main(["collect", "--suite", str(suite)]) == 0  # everything present: nothing is redone

@@ -1,7 +1,8 @@
 """Online training: warmup with the frozen policy, then one high-UTD update per env step (METHOD.md §2).
 
-`wsrl train` runs this from a random initialisation (SAC fast); `wsrl finetune` first restores a whole
-checkpoint (WSRL). The replay buffer starts empty and never holds offline data.
+`wsrl train` runs this from a random initialisation (SAC fast, RLPD); `wsrl finetune` first restores a
+whole checkpoint (WSRL, and the baselines that continue an offline learner). With WSRL the replay buffer
+starts empty and never holds offline data; only the retention baselines (`retain`) use the dataset.
 """
 
 from __future__ import annotations
