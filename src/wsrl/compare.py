@@ -22,7 +22,7 @@ from wsrl.plots import plot_runs, read_run
 from wsrl.presets import PRESETS
 from wsrl.train.methods import METHODS
 
-# The offline algorithm a method starts from (None: the preset's own, e.g. Cal-QL for AntMaze).
+# The offline algorithm a method starts from (others: the preset's own, e.g. Cal-QL for AntMaze).
 PRETRAINED_BY = {"calql": "calql", "calql-retain": "calql", "calql-ensemble-utd": "calql", "cql": "cql",
                  "cql-retain": "cql", "iql": "iql", "iql-retain": "iql"}
 RETAINING = ("rlpd", "wsrl-retain", "calql-retain", "cql-retain", "iql-retain", "calql-ensemble-utd")
@@ -74,11 +74,14 @@ def _execute(command: list[str], run_dir: Path) -> None:
         raise UserError(f"`{' '.join(command[2:])}` failed: {last[0]} (log: {log})")
 
 
-def pretrain_runs(c: Comparison) -> dict[tuple[str | None, int], Path]:
-    """(offline algorithm, seed) -> run directory, one per pair the methods need (None: the preset's algo)."""
-    needed = {PRETRAINED_BY.get(m) for m in c.methods if METHODS[m].from_checkpoint}
-    return {(algo, seed): c.out / "pretrain" / f"{algo or 'preset'}_seed{seed}"
-            for algo in needed for seed in range(c.seeds)}
+def pretrained_by(c: Comparison, method: str) -> str:
+    return PRETRAINED_BY.get(method, PRESETS[c.preset].DEFAULT_ALGO)
+
+
+def pretrain_runs(c: Comparison) -> dict[tuple[str, int], Path]:
+    """(offline algorithm, seed) -> run directory, one per pair the methods need."""
+    needed = sorted({pretrained_by(c, m) for m in c.methods if METHODS[m].from_checkpoint})
+    return {(algo, seed): c.out / "pretrain" / f"{algo}_seed{seed}" for algo in needed for seed in range(c.seeds)}
 
 
 def run_comparison(c: Comparison) -> list[dict]:
@@ -89,8 +92,7 @@ def run_comparison(c: Comparison) -> list[dict]:
     jobs = []
     for (algo, seed), run_dir in pretrained.items():
         if not _done(run_dir):
-            jobs.append((_wsrl("pretrain", "--dataset", c.dataset, "--preset", c.preset, *(["--algo", algo] if algo
-                                                                                           else []),
+            jobs.append((_wsrl("pretrain", "--dataset", c.dataset, "--preset", c.preset, "--algo", algo,
                                "--steps", str(c.offline_steps), "--seed", str(seed), "--out", str(run_dir),
                                "--overwrite", *env, *c.pretrain_flags), run_dir))
     with ThreadPoolExecutor(c.workers) as pool:
@@ -102,7 +104,7 @@ def run_comparison(c: Comparison) -> list[dict]:
             run_dir = c.out / "runs" / f"{name}_seed{seed}"
             if _done(run_dir):
                 continue
-            start = (["finetune", "--from", str(pretrained[(PRETRAINED_BY.get(name), seed)])]
+            start = (["finetune", "--from", str(pretrained[(pretrained_by(c, name), seed)])]
                      if METHODS[name].from_checkpoint else ["train"])
             retain = ["--dataset", c.dataset] if name in RETAINING else []
             jobs.append((_wsrl(*start, "--method", name, "--preset", c.preset, "--steps", str(c.steps), "--seed",
