@@ -237,6 +237,9 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     else:
         agent = initial_agent(config, obs_dim, action_dim, init_from)
     offline = retained_data(config, obs_dim, action_dim)
+    appended = len(offline["rewards"]) if offline is not None and config.retain == "append" else 0
+    if isinstance(agent, CQLAgent) and agent.config.calql and config.buffer_capacity < config.steps + appended:
+        raise UserError("Cal-QL online keeps every episode's returns: --buffer-capacity must hold all steps")
     prepare_run_dir(out, overwrite)
     (out / "config.json").write_text(json.dumps(
         {"command": command, "init_from": None if init_from is None else str(init_from),
@@ -275,8 +278,6 @@ def _loop(config: OnlineConfig, agent: SACAgent, env, eval_env, obs_dim: int, ac
     # Monte-Carlo returns also one full episode (METHOD.md §2.3).
     returns = None
     if isinstance(agent, CQLAgent) and agent.config.calql:
-        if buffer.capacity < config.steps + appended:
-            raise UserError("Cal-QL online keeps every episode's returns: --buffer-capacity must hold all steps")
         failure = None if config.sparse_failure_reward is None else (
             config.reward_scale * config.sparse_failure_reward + config.reward_bias)
         returns = OnlineReturns(appended, agent.config.gamma, failure, limit, buffer.capacity)
