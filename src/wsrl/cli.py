@@ -17,10 +17,10 @@ from wsrl.train.methods import METHODS, method
 
 COMMANDS = {
     "demo": "the whole method in minutes: random data -> CQL pre-training -> WSRL fine-tuning -> table and plot",
-    "collect": "make an offline dataset in the Minari format with a recipe (random, policy rollouts)",
-    "pretrain": "pre-train CQL or Cal-QL on an offline dataset (Minari id/directory or D4RL hdf5)",
+    "collect": "make an offline dataset in the Minari format (recipes: random, policy, sac-ladder, waypoint)",
+    "pretrain": "pre-train Cal-QL, CQL or IQL on an offline dataset (Minari id/directory or D4RL hdf5)",
     "finetune": "fine-tune a checkpoint online with WSRL: warmup with the frozen policy, then ensemble SAC",
-    "train": "train the WSRL online learner from scratch, no offline data (the paper's SAC fast)",
+    "train": "train from scratch: the WSRL online learner without data (SAC fast), or RLPD with --method rlpd",
     "eval": "evaluate a checkpoint's deterministic policy",
     "compare": "pre-train once, run several methods x seeds, write results.csv, a table and comparison.png",
     "plot": "learning curves of run directories (mean and 95% bootstrap band over seeds) into a PNG",

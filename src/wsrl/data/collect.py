@@ -40,7 +40,8 @@ class CollectConfig:
     env: str = "Hopper-v5"
     """Gymnasium environment id to collect in."""
     recipe: Literal["random", "policy", "sac-ladder", "waypoint"] = "random"
-    """random: uniform actions; policy: rollouts of a wsrl checkpoint (--from); sac-ladder, waypoint: see below."""
+    """random: uniform actions; policy: rollouts of a wsrl checkpoint (--from); sac-ladder: SAC's medium,
+    medium-replay and expert datasets; waypoint: maze planner + noisy PD controller (PointMaze)."""
     steps: int = 100_000
     """Environment steps to record (sac-ladder: SAC training steps)."""
     seed: int = 0
