@@ -227,7 +227,9 @@ def ladder_ids(prefix: str) -> dict[str, str]:
 
 
 def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path]:
-    """Train SAC, then write PREFIX/medium-v0, PREFIX/medium-replay-v0 and PREFIX/expert-v0 (D4RL-style).
+    """Train SAC, then write PREFIX/medium-v0, PREFIX/medium-replay-v0 and PREFIX/expert-v0 (D4RL-style):
+    rollouts of the first snapshot reaching `medium_fraction` of the best evaluation, the replay buffer up to
+    that snapshot, and rollouts of the best snapshot.
 
     Resumable by stage: a finished SAC run (kept under the Minari root's .wsrl-ladder/) and datasets that
     already exist are reused, so re-running after an interruption continues where it stopped.
@@ -258,7 +260,8 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
                  and (run_dir / "checkpoints" / f"step_{r['env_step']}").is_dir()]
     best = max(ret for _, ret in evals)
     medium_step = next(step for step, ret in evals if ret >= config.medium_fraction * best)
-    final_step = evals[-1][0]
+    # The best snapshot, not the last: SAC's return can fall after its peak on short CPU budgets.
+    expert_step = max(step for step, ret in evals if ret == best)
     env = make_env(config.env)
     rollout_steps = config.rollout_steps or config.steps
     written = []
@@ -274,7 +277,7 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
                         for e in episodes_from_flat(flat)]
             policy_step = medium_step
         else:
-            policy_step = medium_step if level == "medium" else final_step
+            policy_step = medium_step if level == "medium" else expert_step
             rng = np.random.default_rng(config.seed)
             policy = checkpoint_policy(run_dir / "checkpoints" / f"step_{policy_step}", env, rng, stochastic=True)
             episodes = rollouts(env, policy, rollout_steps, config.seed, f"collect {level}")
