@@ -22,7 +22,7 @@ def dataset(tmp_path, monkeypatch):
 
 def compare_args(out, methods="wsrl,sac-fast,cql"):
     return ["compare", "--dataset", "test/hop-v0", "--methods", methods, "--seeds", "1", "--steps", "30",
-            "--offline-steps", "20", "--out", str(out), "--warmup-steps", "10", *NETS]
+            "--offline-steps", "20", "--out", str(out), *NETS]
 
 
 def test_compare_writes_results_and_figure_and_resumes_after_a_kill(tmp_path, dataset, capsys):
@@ -55,4 +55,11 @@ def test_compare_rejects_unknown_methods(tmp_path, capsys):
     assert main(["compare", "--dataset", "x", "--methods", "wsrl,magic", "--steps", "1", "--offline-steps", "1",
                  "--out", str(tmp_path / "c")]) == 2
     assert "unknown method(s) magic; valid: wsrl" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_compare_refuses_flags_that_would_override_a_methods_settings(tmp_path, capsys):
+    assert main(["compare", "--dataset", "x", "--methods", "wsrl,wsrl-no-warmup", "--steps", "1", "--offline-steps",
+                 "1", "--out", str(tmp_path / "c"), "--warmup-steps", "100"]) == 2
+    assert "--warmup-steps would override what --methods wsrl-no-warmup set" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()

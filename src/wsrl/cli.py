@@ -144,6 +144,18 @@ def _route_flags(extra: Sequence[str], preset: str) -> tuple[tuple[str, ...], tu
     return pick("pretrain"), pick("finetune")
 
 
+def _leaf(config: object, name: str) -> object:
+    """The value of leaf field `name` anywhere in a nested config (None if absent)."""
+    for key, value in vars(config).items():
+        if key == name:
+            return value
+        if hasattr(value, "__dataclass_fields__"):
+            found = _leaf(value, name)
+            if found is not None:
+                return found
+    return None
+
+
 def _compare(args: Sequence[str]) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -163,6 +175,14 @@ def _compare(args: Sequence[str]) -> int:
     parser.add_argument("--workers", type=int, default=1, help="runs at a time (local processes)")
     ns, extra = parser.parse_known_args(args)
     pretrain_flags, online_flags = _route_flags(extra, ns.preset)
+    methods = [m for m in ns.methods.split(",") if m in METHODS]
+    base = online_preset(ns.preset)
+    for flag in online_flags:
+        name = flag[2:].replace("-", "_") if flag.startswith("--") else None
+        clashing = [m for m in methods if name and _leaf(METHODS[m].apply(base), name) != _leaf(base, name)]
+        if clashing:
+            raise UserError(f"{flag} would override what --methods {', '.join(clashing)} set; drop it (each "
+                            "method's settings are part of what is compared)")
     comparison = Comparison(ns.dataset, tuple(m for m in ns.methods.split(",") if m), ns.seeds, ns.steps,
                             ns.offline_steps, Path(ns.out), ns.preset, ns.env, ns.workers, pretrain_flags,
                             online_flags)
