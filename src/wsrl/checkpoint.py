@@ -70,6 +70,17 @@ def load_meta(directory: Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {directory}: unreadable {META_FILE} ({e})") from None
 
 
+def load_for_env(path: str | Path, obs_dim: int, action_dim: int, env_id: str) -> tuple[Path, dict[str, Any]]:
+    """Resolve a checkpoint and its meta.json, refusing one trained with other observation/action sizes."""
+    directory = resolve(path)
+    meta = load_meta(directory)
+    if (meta.get("obs_dim"), meta.get("action_dim")) != (obs_dim, action_dim):
+        raise UserError(f"checkpoint {directory} was trained with observation dim {meta.get('obs_dim')} and action "
+                        f"dim {meta.get('action_dim')}, but {env_id} has {obs_dim} and {action_dim}; use the env it "
+                        "was trained on")
+    return directory, meta
+
+
 def restore(template: Any, directory: Path, drop: tuple[str, ...] = ()) -> Any:
     """Load the checkpoint into an agent shaped like `template`; the shapes must match exactly.
 

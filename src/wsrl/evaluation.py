@@ -6,7 +6,9 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from wsrl.envs import normalized_score, success_flag
+from wsrl import checkpoint
+from wsrl.agents import agent_from_meta
+from wsrl.envs import make_env, normalized_score, space_dims, success_flag
 
 EVAL_ACTION_LIMIT = 0.99999
 
@@ -54,19 +56,9 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, env_id: str,
 
 def evaluate_checkpoint(path: str, env_id: str | None, episodes: int, seed: int) -> dict[str, float | str]:
     """Evaluate the checkpoint at `path` (run or checkpoint directory) on `env_id` or its own env."""
-    from wsrl import checkpoint
-    from wsrl.agents import agent_from_meta
-    from wsrl.envs import make_env, space_dims
-    from wsrl.errors import UserError
-
-    directory = checkpoint.resolve(path)
-    meta = checkpoint.load_meta(directory)
-    env_id = env_id or meta["env"]
+    env_id = env_id or checkpoint.load_meta(checkpoint.resolve(path))["env"]
     env = make_env(env_id)
-    obs_dim, action_dim = space_dims(env)
-    if (meta["obs_dim"], meta["action_dim"]) != (obs_dim, action_dim):
-        raise UserError(f"checkpoint {directory} has observation/action dims {meta['obs_dim']}/"
-                        f"{meta['action_dim']}, {env_id} has {obs_dim}/{action_dim}; use the env it was trained on")
+    directory, meta = checkpoint.load_for_env(path, *space_dims(env), env_id)
     agent = checkpoint.restore(agent_from_meta(meta), directory)
     result = evaluate(agent, env, episodes, seed, env_id)
     env.close()

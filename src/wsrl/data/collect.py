@@ -13,6 +13,8 @@ import csv
 import json
 import os
 import shutil
+import time
+import tomllib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +25,15 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from wsrl import __version__
-from wsrl.data.loaders import find_minari, minari_root
-from wsrl.envs import REFERENCE_SCORES, make_env, success_flag, task_family
+from wsrl import __version__, checkpoint
+from wsrl.agents import agent_from_meta
+from wsrl.agents.sac import SACConfig
+from wsrl.data.loaders import episodes_from_flat, find_minari, minari_root
+from wsrl.envs import REFERENCE_SCORES, make_env, space_dims, success_flag, task_family
 from wsrl.errors import UserError
 from wsrl.evaluation import eval_action
 from wsrl.logging import ProgressBar
+from wsrl.train.online import OnlineConfig, run_online
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -71,15 +76,7 @@ class CollectConfig:
 def checkpoint_policy(path: str | Path, env: gym.Env, rng: np.random.Generator, action_noise: float = 0.0,
                       epsilon: float = 0.0, stochastic: bool = False) -> Policy:
     """A checkpoint's deterministic (or sampled) actions, with optional Gaussian noise and epsilon-uniform mixing."""
-    from wsrl import checkpoint
-    from wsrl.agents import agent_from_meta
-    from wsrl.envs import space_dims
-
-    directory = checkpoint.resolve(path)
-    meta = checkpoint.load_meta(directory)
-    if (meta["obs_dim"], meta["action_dim"]) != space_dims(env):
-        raise UserError(f"checkpoint {directory} has observation/action dims {meta['obs_dim']}/{meta['action_dim']}, "
-                        f"the env has {space_dims(env)[0]}/{space_dims(env)[1]}; use the env it was trained on")
+    directory, meta = checkpoint.load_for_env(path, *space_dims(env), env.spec.id if env.spec else "the env")
     state = {"agent": checkpoint.restore(agent_from_meta(meta), directory)}
     deterministic = lambda a, o: (a, eval_action(a, o))  # noqa: E731
     sampled = jax.jit(lambda a, o: (lambda out: (out[0], out[1][0]))(a.sample_actions(o[None])))
@@ -235,10 +232,6 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
     already exist are reused, so re-running after an interruption continues where it stopped.
     """
 
-    from wsrl.agents.sac import SACConfig
-    from wsrl.data.loaders import episodes_from_flat
-    from wsrl.train.online import OnlineConfig, run_online
-
     ids = ladder_ids(prefix)
     existing = [i for i in ids.values() if find_minari(i) is not None]
     if overwrite:
@@ -325,9 +318,6 @@ def suite_path(name: str) -> Path:
 
 def collect_suite(name: str, overwrite: bool = False) -> list[Path]:
     """Collect every dataset a suite lists, skipping those already present (so an interrupted suite resumes)."""
-    import time
-    import tomllib
-
     entries = tomllib.loads(suite_path(name).read_text()).get("dataset", [])
     fields = {f for f in CollectConfig.__dataclass_fields__}
     written = []

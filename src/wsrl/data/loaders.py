@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from wsrl.data.transitions import Episode, Transitions, from_episodes
-from wsrl.envs import flatten_observation
+from wsrl.envs import flatten_observation, normalized_score
 from wsrl.errors import UserError
 
 
@@ -159,8 +159,6 @@ def read_dataset(id_or_path: str) -> RawDataset:
 
 def describe(raw: RawDataset) -> dict[str, Any]:
     """What `wsrl data info` prints: size, raw episode returns, normalised-score range, spaces."""
-    from wsrl.envs import normalized_score
-
     returns = np.array([float(e.rewards.sum()) for e in raw.episodes]) if raw.episodes else np.zeros(1)
     info: dict[str, Any] = {
         "source": raw.source,

@@ -183,13 +183,7 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
     fresh = SACAgent.create(config.agent, obs_dim, action_dim, config.seed)
     if init_from is None:
         return fresh
-    directory = checkpoint.resolve(init_from)
-    meta = checkpoint.load_meta(directory)
-    if (meta.get("obs_dim"), meta.get("action_dim")) != (obs_dim, action_dim):
-        raise UserError(
-            f"checkpoint {directory} was trained with observation dim {meta.get('obs_dim')} and action dim "
-            f"{meta.get('action_dim')}, but {config.env} has {obs_dim} and {action_dim}; use the env it was "
-            "trained on")
+    directory, meta = checkpoint.load_for_env(init_from, obs_dim, action_dim, config.env)
     algo = meta.get("algo", "sac")
     if config.learner != "sac":
         if algo != config.learner:
