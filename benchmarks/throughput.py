@@ -1,6 +1,6 @@
 """Update throughput of the learners, and achieved FLOP/s against this machine's float32 matmul peak.
 
-Run by hand:  .venv/bin/python benchmarks/throughput.py [--seconds 10]
+Run by hand:  .venv/bin/python benchmarks/throughput.py [--seconds 10] [--hidden 64]
 Prints one line per configuration: updates/s, critic gradient steps/s, GFLOP per update (XLA's cost
 analysis of the compiled update) and achieved FLOP/s as a fraction of the measured matmul peak.
 """
@@ -71,16 +71,22 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per configuration")
+    parser.add_argument("--hidden", type=int, default=256, help="width of the 2-layer MLPs (cpu preset: 64)")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
     peak = matmul_peak(min(args.seconds, 5.0))
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
-    # Locomotion preset networks: 2x256 LayerNorm MLPs, 10 critics with subset 2.
-    measure("WSRL online (10 critics, UTD 4 x 256)", SACAgent, SACConfig(), args.seconds, peak)
-    sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1)
+    # Locomotion preset networks: 2-layer LayerNorm MLPs (256 wide; the cpu preset's 64), 10 critics with subset 2.
+    nets = dict(critic_hidden_dims=(args.hidden,) * 2, actor_hidden_dims=(args.hidden,) * 2)
+    print(f"networks: 2x{args.hidden}")
+    measure("WSRL online (10 critics, UTD 4 x 256)", SACAgent, SACConfig(**nets), args.seconds, peak)
+    sac = SACConfig(**nets, num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1)
     measure("SAC (2 critics, UTD 1 x 256)", SACAgent, sac, args.seconds, peak)
-    measure("Cal-QL offline (10 critics, 256)", CQLAgent, CQLConfig(calql=True), args.seconds, peak)
-    measure("IQL offline (2 critics, 256)", IQLAgent, IQLConfig(), args.seconds, peak)
+    rlpd = SACConfig(**nets, subset_with_replacement=False, actor_critic_reduction="mean", actor_layer_norm=False,
+                     entropy_backup=True, utd=20)
+    measure("RLPD (10 critics, UTD 20 x 256)", SACAgent, rlpd, args.seconds, peak)
+    measure("Cal-QL offline (10 critics, 256)", CQLAgent, CQLConfig(**nets, calql=True), args.seconds, peak)
+    measure("IQL offline (2 critics, 256)", IQLAgent, IQLConfig(**nets), args.seconds, peak)
 
 
 if __name__ == "__main__":

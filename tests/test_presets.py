@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import pytest
 from flax import serialization
@@ -22,7 +24,7 @@ IQL_TABLE = {"antmaze": (0.9, 10.0, 0.0), "adroit": (0.7, 0.5, 0.1), "kitchen": 
 def test_presets_hold_the_papers_numbers(family):
     algo, steps, critic, actor, scale, std, max_target, alpha, importance, r_scale, r_bias = TABLE[family]
     off, on = offline_preset(family), online_preset(family)
-    assert set(PRESETS) == set(TABLE) | {"demo"}
+    assert set(PRESETS) == set(TABLE) | {"demo", "cpu"}
     assert (off.algo, off.steps, off.reward_scale, off.reward_bias) == (algo, steps, r_scale, r_bias)
     assert (on.reward_scale, on.reward_bias) == (r_scale, r_bias)
     for agent in (off.agent, on.agent):
@@ -67,3 +69,18 @@ def test_pretrained_checkpoint_shapes_fit_the_online_agent_of_the_same_preset(fa
         shapes = [jax.tree.map(lambda x: x.shape, serialization.to_state_dict(getattr(agent, net)))
                   for agent in (offline, online)]
         assert shapes[0] == shapes[1]
+
+
+def test_cpu_preset_is_the_locomotion_recipe_with_only_the_documented_cuts():
+    """`cpu` changes widths, budgets, warmup and evaluation; every algorithmic setting stays the paper's."""
+    from wsrl.presets import cpu, locomotion
+    networks = dict(critic_hidden_dims=(64, 64), actor_hidden_dims=(64, 64))
+    for algo in ("calql", "cql", "iql"):
+        small, paper = cpu.offline(algo), locomotion.offline(algo)
+        assert small.agent == dataclasses.replace(paper.agent, **networks)
+        assert small == dataclasses.replace(paper, steps=5000, eval_every=1000, eval_episodes=5, agent=small.agent)
+    small, paper = cpu.online(), locomotion.online()
+    assert small.agent == dataclasses.replace(paper.agent, **networks)
+    assert small == dataclasses.replace(paper, steps=10_000, warmup_steps=2000, eval_every=1000, eval_episodes=5,
+                                        log_every=500, agent=small.agent)
+    assert small.warmup_steps > small.agent.utd * small.agent.batch_size  # so that no-warmup differs from WSRL

@@ -9,12 +9,12 @@ from __future__ import annotations
 from types import ModuleType
 
 from wsrl.errors import UserError
-from wsrl.presets import adroit, antmaze, demo, kitchen, locomotion
+from wsrl.presets import adroit, antmaze, cpu, demo, kitchen, locomotion
 from wsrl.train.offline import OfflineConfig
 from wsrl.train.online import OnlineConfig
 
 PRESETS: dict[str, ModuleType] = {"antmaze": antmaze, "kitchen": kitchen, "adroit": adroit, "locomotion": locomotion,
-                                  "demo": demo}
+                                  "demo": demo, "cpu": cpu}
 DEFAULT_PRESET = "locomotion"
 
 
