@@ -1,9 +1,11 @@
 import csv
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +18,13 @@ NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-cri
 @pytest.fixture
 def dataset(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    assert main(["collect", "--env", "Hopper-v5", "--steps", "300", "--out", "test/hop-v0"]) == 0
-    return "test/hop-v0"
+    # Not the preset's env (Hopper-v5): every run must act in the environment the dataset names.
+    assert main(["collect", "--env", "InvertedPendulum-v5", "--steps", "300", "--out", "test/pendulum-v0"]) == 0
+    return "test/pendulum-v0"
 
 
 def compare_args(out, methods="wsrl,sac-fast,cql"):
-    return ["compare", "--dataset", "test/hop-v0", "--methods", methods, "--seeds", "1", "--steps", "30",
+    return ["compare", "--dataset", "test/pendulum-v0", "--methods", methods, "--seeds", "1", "--steps", "30",
             "--offline-steps", "20", "--out", str(out), *NETS]
 
 
@@ -46,6 +49,8 @@ def test_compare_writes_results_and_figure_and_resumes_after_a_kill(tmp_path, da
         rows = list(csv.DictReader(f))
     assert [r["method"] for r in rows] == ["wsrl", "sac-fast", "cql"]
     assert all(r["score_start"] and r["score_end"] and r["auc"] for r in rows)
+    envs = {json.loads((Path(r["run_dir"]) / "config.json").read_text())["config"]["env"] for r in rows}
+    assert envs == {"InvertedPendulum-v5"}
     assert (out / "comparison.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "wsrl compare" in printed and "sac-fast" in printed

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsrl.data.loaders import read_dataset
 from wsrl.errors import UserError
 from wsrl.plots import plot_runs, read_run
 from wsrl.presets import PRESETS
@@ -74,6 +75,14 @@ def _execute(command: list[str], run_dir: Path) -> None:
         raise UserError(f"`{' '.join(command[2:])}` failed: {last[0]} (log: {log})")
 
 
+def dataset_env(dataset: str) -> str:
+    """The environment a dataset names in its metadata (every run of a comparison acts in it)."""
+    env_id = read_dataset(dataset).env_id
+    if not env_id:
+        raise UserError(f"dataset {dataset} names no environment; pass --env ENV_ID")
+    return env_id
+
+
 def pretrained_by(c: Comparison, method: str) -> str:
     return PRETRAINED_BY.get(method, PRESETS[c.preset].DEFAULT_ALGO)
 
@@ -87,7 +96,7 @@ def pretrain_runs(c: Comparison) -> dict[tuple[str, int], Path]:
 def run_comparison(c: Comparison) -> list[dict]:
     """Pre-train, run all methods x seeds, then write results.csv and comparison.png into c.out."""
     c.validate()
-    env = ["--env", c.env] if c.env else []
+    env = ["--env", c.env or dataset_env(c.dataset)]
     pretrained = pretrain_runs(c)
     jobs = []
     for (algo, seed), run_dir in pretrained.items():
