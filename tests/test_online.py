@@ -60,6 +60,15 @@ def test_same_seed_same_run(tmp_path):
     assert strip[0] == strip[1]
 
 
+def test_finetune_without_env_acts_in_the_checkpoints_environment(tmp_path):
+    a, b = tmp_path / "A", tmp_path / "B"
+    assert main(["train", "--env", "InvertedPendulum-v5", "--steps", "40", "--warmup-steps", "30", "--out", str(a),
+                 *TINY_FLAGS]) == 0
+    assert main(["finetune", "--from", str(a), "--steps", "20", "--warmup-steps", "10", "--out", str(b),
+                 *TINY_FLAGS]) == 0
+    assert json.loads((b / "config.json").read_text())["config"]["env"] == "InvertedPendulum-v5"
+
+
 def test_cli_train_then_finetune_keeps_the_policy_through_warmup(tmp_path, capsys):
     a, b = tmp_path / "A", tmp_path / "B"
     assert main(["train", "--env", "Hopper-v5", "--steps", "120", "--warmup-steps", "30", "--out", str(a),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -69,12 +70,16 @@ def _run_parser(command: str, args: Sequence[str]) -> tuple[_Parser, object]:
 
 
 def _run(command: str, args: Sequence[str]) -> int:
+    from wsrl import checkpoint
     from wsrl.train.offline import run_offline
     from wsrl.train.online import run_online
 
     parser, base = _run_parser(command, args)
     ns = parser.parse_args(args)
     config = config_from_arguments(base, ns)
+    if command == "finetune" and not any(a == "--env" or a.startswith("--env=") for a in args):
+        trained_for = checkpoint.load_meta(checkpoint.resolve(ns.from_path)).get("env")
+        config = dataclasses.replace(config, env=trained_for or config.env)
     name = Path(config.dataset).name if command == "pretrain" else config.env
     out = ns.out or f"runs/{command}_{name}_seed{config.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
     line = shlex.join(["wsrl", command, *args])

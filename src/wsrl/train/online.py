@@ -43,7 +43,7 @@ class OnlineConfig:
     """An online run: environment, budget, warmup, evaluation and logging, plus the learner."""
 
     env: str = "Hopper-v5"
-    """Gymnasium environment id."""
+    """Gymnasium environment id (finetune without --env: the environment the checkpoint was trained for)."""
     steps: int = 250_000
     """Online environment steps in total, warmup included."""
     seed: int = 0
