@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's two comparisons (METHOD.md §5) at the `cpu` budget, on one PointMaze and one locomotion dataset
 # of the cpu suite, 3 seeds. Run by hand from the repository root after `bash dev.sh test` made .venv:
-#   bash benchmarks/paper_comparisons.sh [OUT_DIR]        (about 2 hours per dataset on a 2-core CPU)
+#   bash benchmarks/paper_comparisons.sh [OUT_DIR]        (about 3 hours in all on a 2-core CPU)
 # Needs the datasets: `wsrl collect --suite cpu` (or the two collect commands below). Interrupted runs resume.
 set -euo pipefail
 out=${1:-runs/paper-comparisons}
@@ -12,10 +12,12 @@ $wsrl data info wsrl/pointmaze-umaze/waypoint-v0 >/dev/null 2>&1 || $wsrl collec
     --recipe waypoint --steps 100000 --action-noise 0.3 --out wsrl/pointmaze-umaze/waypoint-v0
 $wsrl data info wsrl/hopper/medium-v0 >/dev/null 2>&1 || $wsrl collect --env Hopper-v5 --recipe sac-ladder \
     --steps 100000 --rollout-steps 50000 --ladder-eval-every 5000 --out wsrl/hopper
-for dataset in wsrl/pointmaze-umaze/waypoint-v0 wsrl/hopper/medium-v0; do
+# Online steps per dataset (the cpu preset's 10k cut further to fit one session: 6k on PointMaze, 8k on Hopper).
+for run in wsrl/pointmaze-umaze/waypoint-v0:6000 wsrl/hopper/medium-v0:8000; do
+    dataset=${run%:*}
     dir=$out/$(echo "$dataset" | cut -d/ -f2)
     $wsrl compare --dataset "$dataset" --preset cpu --methods "$no_retention,$retention" --seeds 3 \
-        --steps 10000 --offline-steps 5000 --workers 2 --out "$dir"
+        --steps "${run#*:}" --offline-steps 5000 --workers 2 --out "$dir"
     # The two comparisons as separate figures and tables: (a) no retention, (b) WSRL against retaining methods.
     $wsrl plot "$dir"/runs/{wsrl,wsrl-no-warmup,calql,cql,iql,sac-fast,jsrl}_seed* --out "$dir/no_retention.png" \
         --title "$dataset: without offline data"
