@@ -65,7 +65,11 @@ def _done(run_dir: Path) -> bool:
 
 
 def _execute(command: list[str], run_dir: Path) -> None:
-    """Run one wsrl command (its output into run_dir.log); a failure stops the comparison with its reason."""
+    """Run one wsrl command (its output into run_dir.log); a failure stops the comparison with its reason.
+
+    A run finished meanwhile (e.g. by another `compare` on the same directory) is not run again."""
+    if _done(run_dir):
+        return
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = run_dir.parent / f"{run_dir.name}.log"
     with open(log, "w") as f:
