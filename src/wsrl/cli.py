@@ -48,11 +48,17 @@ def _run_parser(command: str, args: Sequence[str]) -> tuple[_Parser, object]:
     pre.add_argument("--preset", default=DEFAULT_PRESET)
     pre.add_argument("--algo", default=None)
     pre.add_argument("--method", default="sac-fast" if command == "train" else "wsrl")
+    pre.add_argument("--from", dest="from_path", default=None)
     known = pre.parse_known_args(args)[0]
     if command == "pretrain":
         base = offline_preset(known.preset, known.algo)
     else:
         base = method(known.method, command).apply(online_preset(known.preset))
+    if command == "finetune" and known.from_path:  # default env: the one the checkpoint was trained for
+        from wsrl import checkpoint
+
+        trained_for = checkpoint.load_meta(checkpoint.resolve(known.from_path)).get("env")
+        base = dataclasses.replace(base, env=trained_for or base.env)
     parser = _Parser(prog=f"wsrl {command}", description=COMMANDS[command])
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help="hyperparameter preset of a benchmark family; other flags override it")
@@ -70,16 +76,12 @@ def _run_parser(command: str, args: Sequence[str]) -> tuple[_Parser, object]:
 
 
 def _run(command: str, args: Sequence[str]) -> int:
-    from wsrl import checkpoint
     from wsrl.train.offline import run_offline
     from wsrl.train.online import run_online
 
     parser, base = _run_parser(command, args)
     ns = parser.parse_args(args)
     config = config_from_arguments(base, ns)
-    if command == "finetune" and not any(a == "--env" or a.startswith("--env=") for a in args):
-        trained_for = checkpoint.load_meta(checkpoint.resolve(ns.from_path)).get("env")
-        config = dataclasses.replace(config, env=trained_for or config.env)
     name = Path(config.dataset).name if command == "pretrain" else config.env
     out = ns.out or f"runs/{command}_{name}_seed{config.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
     line = shlex.join(["wsrl", command, *args])
