@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import h5py
@@ -153,6 +154,27 @@ def test_binary_rewards_come_from_success_flags(tmp_path):
     config = OfflineConfig(dataset="x", reward_scale=10.0, reward_bias=5.0, binary_reward=True,
                            sparse_failure_reward=-1.0)
     np.testing.assert_allclose(dataset_transitions(config, raw).rewards, [-5.0, -5.0, 5.0, 5.0])
+
+
+def test_episodes_end_at_success_when_the_task_terminates_there(tmp_path):
+    """With terminate_on_success an episode is cut after each success step, which becomes a true terminal, and
+    return-to-go restarts after it; without it the dataset's own boundaries stay."""
+    ep = distinctive_episode(0, 7, False)
+    success = np.array([False, False, True, False, False, True, False])
+    ep = Episode(ep.observations, ep.actions, success.astype(np.float32), ep.terminations, ep.truncations)
+    raw = read_dataset(str(write_minari(tmp_path, "toy/goal-v0", [ep], successes=[np.r_[False, success]])))
+    config = OfflineConfig(dataset="x", reward_scale=10.0, reward_bias=-5.0, sparse_failure_reward=0.0)
+    kept = dataset_transitions(config, raw)
+    np.testing.assert_array_equal(kept.masks, np.ones(7))
+    np.testing.assert_array_equal(kept.dones, [0, 0, 0, 0, 0, 0, 1])
+    tr = dataset_transitions(dataclasses.replace(config, terminate_on_success=True), raw)
+    np.testing.assert_array_equal(tr.next_observations[:, 0], tr.observations[:, 0] + 1)  # still aligned
+    np.testing.assert_array_equal(tr.rewards, [-5, -5, 5, -5, -5, 5, -5])
+    np.testing.assert_array_equal(tr.masks, [1, 1, 0, 1, 1, 0, 1])
+    np.testing.assert_array_equal(tr.dones, [0, 0, 1, 0, 0, 1, 1])
+    first = [-5 + 0.99 * (-5 + 0.99 * 5), -5 + 0.99 * 5, 5]
+    # the last piece never succeeds: the failure reward forever, -5 / (1 - 0.99)
+    np.testing.assert_allclose(tr.mc_returns, [*first, *first, -500.0], rtol=1e-5)
 
 
 def test_bad_datasets_raise_one_clear_error(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ IQL_TABLE = {"antmaze": (0.9, 10.0, 0.0), "adroit": (0.7, 0.5, 0.1), "kitchen": 
 def test_presets_hold_the_papers_numbers(family):
     algo, steps, critic, actor, scale, std, max_target, alpha, importance, r_scale, r_bias = TABLE[family]
     off, on = offline_preset(family), online_preset(family)
-    assert set(PRESETS) == set(TABLE) | {"demo", "cpu"}
+    assert set(PRESETS) == set(TABLE) | {"demo", "cpu", "cpu-maze"}
     assert (off.algo, off.steps, off.reward_scale, off.reward_bias) == (algo, steps, r_scale, r_bias)
     assert (on.reward_scale, on.reward_bias) == (r_scale, r_bias)
     for agent in (off.agent, on.agent):
@@ -71,16 +71,22 @@ def test_pretrained_checkpoint_shapes_fit_the_online_agent_of_the_same_preset(fa
         assert shapes[0] == shapes[1]
 
 
-def test_cpu_preset_is_the_locomotion_recipe_with_only_the_documented_cuts():
-    """`cpu` changes widths, budgets, warmup and evaluation; every algorithmic setting stays the paper's."""
-    from wsrl.presets import cpu, locomotion
-    networks = dict(critic_hidden_dims=(64, 64), actor_hidden_dims=(64, 64))
+@pytest.mark.parametrize("name, family, critic, env", [
+    ("cpu", "locomotion", (64, 64), "Hopper-v5"),
+    ("cpu-maze", "antmaze", (64, 64, 64, 64), "PointMaze_UMaze-v3"),
+])
+def test_cpu_presets_are_the_paper_recipe_with_only_the_documented_cuts(name, family, critic, env):
+    """The reduced budgets change widths, budgets, warmup, evaluation (and cpu-maze's default env); every
+    algorithmic setting stays the paper's."""
+    assert PRESETS[name].DEFAULT_ALGO == PRESETS[family].DEFAULT_ALGO
     for algo in ("calql", "cql", "iql"):
-        small, paper = cpu.offline(algo), locomotion.offline(algo)
+        small, paper = offline_preset(name, algo), offline_preset(family, algo)
+        iql_critic = (64, 64)  # IQL's critics are 2x256 in every family
+        networks = dict(critic_hidden_dims=iql_critic if algo == "iql" else critic, actor_hidden_dims=(64, 64))
         assert small.agent == dataclasses.replace(paper.agent, **networks)
         assert small == dataclasses.replace(paper, steps=5000, eval_every=1000, eval_episodes=5, agent=small.agent)
-    small, paper = cpu.online(), locomotion.online()
-    assert small.agent == dataclasses.replace(paper.agent, **networks)
-    assert small == dataclasses.replace(paper, steps=10_000, warmup_steps=2000, eval_every=1000, eval_episodes=5,
-                                        log_every=500, agent=small.agent)
+    small, paper = online_preset(name), online_preset(family)
+    assert small.agent == dataclasses.replace(paper.agent, critic_hidden_dims=critic, actor_hidden_dims=(64, 64))
+    assert small == dataclasses.replace(paper, env=env, steps=10_000, warmup_steps=2000, eval_every=1000,
+                                        eval_episodes=5, log_every=500, agent=small.agent)
     assert small.warmup_steps > small.agent.utd * small.agent.batch_size  # so that no-warmup differs from WSRL

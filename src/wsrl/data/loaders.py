@@ -180,13 +180,30 @@ def describe(raw: RawDataset) -> dict[str, Any]:
     return info
 
 
+def end_at_success(episode: Episode, success: np.ndarray) -> list[Episode]:
+    """The episode cut after each step that reaches the goal, each piece ending there in a true terminal: the data
+    of a task whose episodes end at success (as D4RL's AntMaze files mark their goal steps terminal)."""
+    ends = np.flatnonzero(success[:len(episode)]) + 1
+    pieces, start = [], 0
+    for end in [*ends, len(episode)]:
+        if end > start:
+            terminations = episode.terminations[start:end].copy()
+            terminations[-1] |= end in ends
+            truncations = episode.truncations[start:end] & ~terminations
+            pieces.append(Episode(episode.observations[start:end + 1], episode.actions[start:end],
+                                  episode.rewards[start:end], terminations, truncations))
+        start = end
+    return pieces
+
+
 def task_transitions(raw: RawDataset, reward_scale: float, reward_bias: float, gamma: float,
                      binary_reward: bool = False, sparse_failure_reward: float | None = None,
-                     action_limit: float | None = 0.99999) -> Transitions:
+                     terminate_on_success: bool = False, action_limit: float | None = 0.99999) -> Transitions:
     """A dataset's transitions under a task's reward convention: the one place it is applied to data.
 
     `binary_reward` rebuilds rewards as -1 / 0 from the stored success flags; `sparse_failure_reward` is
-    the raw failure reward of a sparse task (its all-failure episodes get r / (1 - gamma) as return-to-go).
+    the raw failure reward of a sparse task (its all-failure episodes get r / (1 - gamma) as return-to-go);
+    `terminate_on_success` ends an episode at each success step (where the dataset stores success flags).
     """
     episodes = raw.episodes
     if binary_reward:
@@ -194,5 +211,7 @@ def task_transitions(raw: RawDataset, reward_scale: float, reward_bias: float, g
             raise UserError(f"{raw.source} stores no success flags (infos/success); binary rewards need them")
         episodes = [dataclasses.replace(e, rewards=np.where(s, 0.0, -1.0).astype(np.float32))
                     for e, s in zip(episodes, raw.successes, strict=True)]
+    if terminate_on_success and raw.successes is not None:
+        episodes = [piece for e, s in zip(episodes, raw.successes, strict=True) for piece in end_at_success(e, s)]
     failure = None if sparse_failure_reward is None else reward_scale * sparse_failure_reward + reward_bias
     return from_episodes(episodes, reward_scale, reward_bias, gamma, failure, action_limit, raw.source)

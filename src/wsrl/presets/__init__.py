@@ -1,7 +1,8 @@
 """Presets: the paper's numbers per benchmark family (METHOD.md §3-4), for pre-training and for WSRL online.
 
-Each family module defines `offline()` (an OfflineConfig) and `online()` (an OnlineConfig) with the same
-network shapes, so that a checkpoint pre-trained with a preset loads into `wsrl finetune` with that preset.
+Each family module (and each reduced budget in `cpu.py`) defines `DEFAULT_ALGO`, `offline()` (an OfflineConfig)
+and `online()` (an OnlineConfig) with the same network shapes, so that a checkpoint pre-trained with a preset
+loads into `wsrl finetune` with that preset.
 """
 
 from __future__ import annotations
@@ -9,16 +10,18 @@ from __future__ import annotations
 from types import ModuleType
 
 from wsrl.errors import UserError
-from wsrl.presets import adroit, antmaze, cpu, demo, kitchen, locomotion
+from wsrl.presets import adroit, antmaze, demo, kitchen, locomotion
+from wsrl.presets.cpu import Reduced, cpu, cpu_maze
 from wsrl.train.offline import OfflineConfig
 from wsrl.train.online import OnlineConfig
 
-PRESETS: dict[str, ModuleType] = {"antmaze": antmaze, "kitchen": kitchen, "adroit": adroit, "locomotion": locomotion,
-                                  "demo": demo, "cpu": cpu}
+PRESETS: dict[str, ModuleType | Reduced] = {
+    "antmaze": antmaze, "kitchen": kitchen, "adroit": adroit, "locomotion": locomotion, "demo": demo,
+    "cpu": cpu, "cpu-maze": cpu_maze}
 DEFAULT_PRESET = "locomotion"
 
 
-def _family(name: str) -> ModuleType:
+def _family(name: str) -> ModuleType | Reduced:
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
     return PRESETS[name]

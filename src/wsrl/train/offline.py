@@ -78,7 +78,7 @@ class OfflineConfig:
 def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
     """The dataset's transitions under the config's reward convention."""
     return task_transitions(raw, config.reward_scale, config.reward_bias, config.agent.gamma, config.binary_reward,
-                            config.sparse_failure_reward, config.action_limit)
+                            config.sparse_failure_reward, config.terminate_on_success, config.action_limit)
 
 
 @jax.jit

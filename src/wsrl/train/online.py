@@ -204,7 +204,8 @@ def retained_data(config: OnlineConfig, obs_dim: int, action_dim: int) -> dict[s
     if config.retain == "none":
         return None
     data = task_transitions(read_dataset(config.dataset), config.reward_scale, config.reward_bias,
-                            config.agent.gamma, config.binary_reward)
+                            config.agent.gamma, config.binary_reward, config.sparse_failure_reward,
+                            config.terminate_on_success)
     if (data.observations.shape[1], data.actions.shape[1]) != (obs_dim, action_dim):
         raise UserError(f"dataset {config.dataset} has observation/action dims {data.observations.shape[1]}/"
                         f"{data.actions.shape[1]}, {config.env} has {obs_dim}/{action_dim}; retain data of this env")
