@@ -39,6 +39,7 @@ def test_methods_resolve_to_the_documented_settings():
     assert (a.actor_lr, a.critic_lr, a.temperature_lr, a.utd, a.batch_size) == (3e-4, 3e-4, 3e-4, 20, 256)
     assert (rlpd.warmup_steps, rlpd.warmup_policy, rlpd.retain, rlpd.offline_ratio) == (5000, "random", "mix", 0.5)
     assert not METHODS["rlpd"].from_checkpoint
+    assert not METHODS["rlpd"].apply(online_preset("antmaze")).agent.max_target_backup  # WSRL's AntMaze backup
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 1.0])
