@@ -196,10 +196,10 @@ def _compare(args: Sequence[str]) -> int:
     results = run_comparison(comparison)
     table = Table(title=f"wsrl compare: {ns.dataset}")
     for column in ("method", "seeds", "score at start", "score at end", "area under curve", "regret"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for row in summary_table(results):
         table.add_row(*row)
-    Console().print(table)
+    Console(width=max(Console().width, 100)).print(table)  # whole cells, also in a log file (80 columns)
     print(f"results: {Path(ns.out) / 'results.csv'}, figure: {Path(ns.out) / 'comparison.png'}")
     return 0
 
