@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's two comparisons (METHOD.md §5) at the `cpu` budget, on one PointMaze and one locomotion dataset
 # of the cpu suite, 3 seeds. Run by hand from the repository root after `bash dev.sh test` made .venv:
-#   bash benchmarks/paper_comparisons.sh [OUT_DIR]        (about 3 hours in all on a 2-core CPU)
+#   bash benchmarks/paper_comparisons.sh [OUT_DIR]        (about 4.5 hours in all on a 2-core CPU)
 # Needs the datasets: `wsrl collect --suite cpu` (or the two collect commands below). Interrupted runs resume.
 set -euo pipefail
 out=${1:-runs/paper-comparisons}
@@ -12,17 +12,19 @@ $wsrl data info wsrl/pointmaze-umaze/waypoint-v0 >/dev/null 2>&1 || $wsrl collec
     --recipe waypoint --steps 100000 --action-noise 0.3 --out wsrl/pointmaze-umaze/waypoint-v0
 $wsrl data info wsrl/hopper/medium-v0 >/dev/null 2>&1 || $wsrl collect --env Hopper-v5 --recipe sac-ladder \
     --steps 100000 --rollout-steps 50000 --ladder-eval-every 5000 --out wsrl/hopper
-# Online steps per dataset (the cpu preset's 10k cut further to fit one session: 6k on PointMaze, 8k on Hopper).
-for run in wsrl/pointmaze-umaze/waypoint-v0:6000 wsrl/hopper/medium-v0:8000; do
-    dataset=${run%:*}
-    dir=$out/$(echo "$dataset" | cut -d/ -f2)
-    $wsrl compare --dataset "$dataset" --preset cpu --methods "$no_retention,$retention" --seeds 3 \
-        --steps "${run#*:}" --offline-steps 5000 --workers 2 --out "$dir"
+# dataset:online steps:preset:directory (the presets' 10k online steps cut further to fit one session). PointMaze
+# runs twice: with the locomotion recipe (`cpu`) and with the paper's sparse goal-reaching recipe (`cpu-maze`).
+for run in wsrl/pointmaze-umaze/waypoint-v0:6000:cpu:pointmaze-umaze wsrl/hopper/medium-v0:8000:cpu:hopper \
+        wsrl/pointmaze-umaze/waypoint-v0:6000:cpu-maze:pointmaze-maze-recipe; do
+    IFS=: read -r dataset steps preset name <<<"$run"
+    dir=$out/$name
+    $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$no_retention,$retention" --seeds 3 \
+        --steps "$steps" --offline-steps 5000 --workers 2 --out "$dir"
     # The two comparisons as separate figures and tables: (a) no retention, (b) WSRL against retaining methods.
     $wsrl plot "$dir"/runs/{wsrl,wsrl-no-warmup,calql,cql,iql,sac-fast,jsrl}_seed* --out "$dir/no_retention.png" \
-        --title "$dataset: without offline data"
+        --title "$dataset, $preset: without offline data"
     $wsrl plot "$dir"/runs/{wsrl,calql-retain,calql-ensemble-utd,rlpd}_seed* --out "$dir/retention.png" \
-        --title "$dataset: WSRL vs methods that keep the data"
+        --title "$dataset, $preset: WSRL vs methods that keep the data"
     .venv/bin/python - "$dir/results.csv" "$no_retention" "wsrl,$retention" <<'PY'
 import csv, sys
 from wsrl.compare import summary_table
