@@ -1,8 +1,8 @@
 """`wsrl compare`: pre-train once per (offline algorithm, seed), run every method on it, tabulate and plot.
 
 Every run is an ordinary `wsrl pretrain` / `finetune` / `train` command in its own process (a local pool of
-`--workers`), writing an ordinary run directory. A run whose summary.json exists is not run again, so an
-interrupted comparison resumes where it stopped.
+`--workers`), writing an ordinary run directory. A run whose summary.json exists when its turn comes is not run
+again, so an interrupted comparison resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -104,10 +104,9 @@ def run_comparison(c: Comparison) -> list[dict]:
     pretrained = pretrain_runs(c)
     jobs = []
     for (algo, seed), run_dir in pretrained.items():
-        if not _done(run_dir):
-            jobs.append((_wsrl("pretrain", "--dataset", c.dataset, "--preset", c.preset, "--algo", algo,
-                               "--steps", str(c.offline_steps), "--seed", str(seed), "--out", str(run_dir),
-                               "--overwrite", *env, *c.pretrain_flags), run_dir))
+        jobs.append((_wsrl("pretrain", "--dataset", c.dataset, "--preset", c.preset, "--algo", algo,
+                           "--steps", str(c.offline_steps), "--seed", str(seed), "--out", str(run_dir),
+                           "--overwrite", *env, *c.pretrain_flags), run_dir))
     with ThreadPoolExecutor(c.workers) as pool:
         list(pool.map(lambda job: _execute(*job), jobs))
 
@@ -115,8 +114,6 @@ def run_comparison(c: Comparison) -> list[dict]:
     for name in c.methods:
         for seed in range(c.seeds):
             run_dir = c.out / "runs" / f"{name}_seed{seed}"
-            if _done(run_dir):
-                continue
             start = (["finetune", "--from", str(pretrained[(pretrained_by(c, name), seed)])]
                      if METHODS[name].from_checkpoint else ["train"])
             retain = ["--dataset", c.dataset] if name in RETAINING else []

@@ -20,12 +20,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TypeVar
 
 from wsrl.presets import antmaze, locomotion
 from wsrl.train.offline import OfflineConfig
 from wsrl.train.online import OnlineConfig
 
 WIDTH = 64
+AgentConfig = TypeVar("AgentConfig")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Reduced:
     def DEFAULT_ALGO(self) -> str:  # noqa: N802 - the name every preset module defines
         return self.family.DEFAULT_ALGO
 
-    def narrow(self, agent):
+    def narrow(self, agent: AgentConfig) -> AgentConfig:
         """The agent config with every hidden layer WIDTH wide (depths kept)."""
         return dataclasses.replace(agent, critic_hidden_dims=(WIDTH,) * len(agent.critic_hidden_dims),
                                    actor_hidden_dims=(WIDTH,) * len(agent.actor_hidden_dims))
