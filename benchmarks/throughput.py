@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl.agents.cql import CQLAgent, CQLConfig
-from wsrl.agents.iql import IQLAgent, IQLConfig
-from wsrl.agents.sac import SACAgent, SACConfig
+from wsrl.agents.cql import CQLAgent
+from wsrl.agents.iql import IQLAgent
+from wsrl.agents.sac import SACAgent
+from wsrl.config import CQLConfig, IQLConfig, SACConfig
 
 OBS_DIM, ACTION_DIM = 17, 6  # HalfCheetah / Walker2d sizes
 

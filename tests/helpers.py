@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl.agents.sac import SACConfig
+from wsrl.config import SACConfig
 
 TINY = SACConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8, 8), num_critics=4, critic_subset=2,
                  batch_size=5, utd=2)

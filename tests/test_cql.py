@@ -8,7 +8,8 @@ import pytest
 from helpers import ACTION_DIM, OBS_DIM, random_batch
 from scipy.special import logsumexp
 
-from wsrl.agents.cql import CQLAgent, CQLConfig
+from wsrl.agents.cql import CQLAgent
+from wsrl.config import CQLConfig
 
 TINY_CQL = CQLConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8, 8), num_critics=4, critic_subset=2, batch_size=6,
                      cql_n_actions=3, backup_actions=3)

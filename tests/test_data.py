@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from helpers import minari_collector_dataset
 
+from wsrl.config import OfflineConfig
 from wsrl.data.loaders import read_d4rl, read_dataset
 from wsrl.data.transitions import Episode, from_episodes, return_to_go
 from wsrl.envs import GOAL_KEYS, RewardTransform, make_env
 from wsrl.errors import UserError
-from wsrl.train.offline import OfflineConfig, dataset_transitions
+from wsrl.train.offline import dataset_transitions
 
 
 def write_minari(root, dataset_id, episodes, env_id="Hopper-v5", successes=None, dict_obs=False):

@@ -4,7 +4,8 @@ import numpy as np
 import numpy_ref
 from helpers import ACTION_DIM, OBS_DIM, random_batch
 
-from wsrl.agents.iql import IQLAgent, IQLConfig, awr_weights, expectile_loss
+from wsrl.agents.iql import IQLAgent, awr_weights, expectile_loss
+from wsrl.config import IQLConfig
 
 TINY_IQL = IQLConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8, 8), batch_size=6, expectile=0.8,
                      awr_temperature=2.0)

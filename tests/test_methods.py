@@ -7,37 +7,41 @@ import numpy as np
 import pytest
 
 from wsrl.cli import main
+from wsrl.config import ContinuedConfig, JSRLConfig, OnlineConfig, RetentionConfig, SACConfig
 from wsrl.data.buffer import ReplayBuffer, mixed_batch
 from wsrl.data.loaders import read_dataset
 from wsrl.presets import online_preset
-from wsrl.train.methods import METHODS
+from wsrl.presets.methods import METHODS
 
-NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8",
-        "--eval-episodes", "1", "--log-every", "10"]
+RUN = ["--eval-episodes", "1", "--log-every", "10"]
+NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8", *RUN]
 
 
 def test_methods_resolve_to_the_documented_settings():
     base = online_preset("locomotion")
     wsrl = METHODS["wsrl"].apply(base)
-    assert wsrl == base and wsrl.retain == "none" and wsrl.warmup_steps == 5000
+    assert wsrl == base and wsrl.retention is None and wsrl.jsrl is None and wsrl.warmup_steps == 5000
+    assert isinstance(wsrl.agent, SACConfig)
     assert METHODS["wsrl-no-warmup"].apply(base).warmup_steps == 0
     assert METHODS["wsrl-random-warmup"].apply(base).warmup_policy == "random"
-    assert METHODS["wsrl-retain"].apply(base).retain == "mix"
+    assert METHODS["wsrl-retain"].apply(base).retention == RetentionConfig("mix", 0.5)
     assert METHODS["sac-fast"].apply(base) == base and not METHODS["sac-fast"].from_checkpoint
     for name in ("calql", "cql", "iql"):  # the offline algorithm continued online: own loss, no warmup, no data
         continued = METHODS[name].apply(base)
-        assert (continued.learner, continued.warmup_steps, continued.retain) == (name, 0, "none")
+        assert (continued.agent, continued.warmup_steps, continued.retention) == (ContinuedConfig(name, 0), 0, None)
         retaining = METHODS[f"{name}-retain"].apply(base)
-        assert (retaining.learner, retaining.retain, retaining.offline_ratio) == (name, "mix", 0.5)
+        assert (retaining.agent, retaining.retention) == (ContinuedConfig(name, 0), RetentionConfig("mix", 0.5))
     ensemble = METHODS["calql-ensemble-utd"].apply(base)
-    assert (ensemble.learner, ensemble.retain, ensemble.continued_utd) == ("calql", "mix", 4)
+    assert (ensemble.agent, ensemble.retention) == (ContinuedConfig("calql", 4), RetentionConfig("mix", 0.5))
+    jsrl = METHODS["jsrl"].apply(base)
+    assert (jsrl.jsrl, jsrl.warmup_steps, jsrl.agent) == (JSRLConfig(10, 0, 0.05), 0, base.agent)
     rlpd = METHODS["rlpd"].apply(base)  # METHOD.md §5
     a = rlpd.agent
     assert (a.num_critics, a.critic_subset, a.subset_with_replacement) == (10, 2, False)
     assert (a.actor_critic_reduction, a.actor_layer_norm, a.critic_layer_norm) == ("mean", False, True)
     assert (a.entropy_backup, a.target_entropy_per_dim) == (True, -0.5)
     assert (a.actor_lr, a.critic_lr, a.temperature_lr, a.utd, a.batch_size) == (3e-4, 3e-4, 3e-4, 20, 256)
-    assert (rlpd.warmup_steps, rlpd.warmup_policy, rlpd.retain, rlpd.offline_ratio) == (5000, "random", "mix", 0.5)
+    assert (rlpd.warmup_steps, rlpd.warmup_policy, rlpd.retention) == (5000, "random", RetentionConfig("mix", 0.5))
     assert not METHODS["rlpd"].from_checkpoint
     assert not METHODS["rlpd"].apply(online_preset("antmaze")).agent.max_target_backup  # WSRL's AntMaze backup
 
@@ -74,12 +78,12 @@ def contains(rows, row):
 
 @pytest.mark.parametrize("retention", ["none", "mix", "append"])
 def test_only_append_puts_offline_data_in_the_buffer(tmp_path, hopper_data, retention):
-    from wsrl.agents.sac import SACConfig
-    from wsrl.train.online import OnlineConfig, run_online
+    from wsrl.train.online import run_online
 
     agent = SACConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8,), num_critics=4, batch_size=8, utd=2)
+    retained = None if retention == "none" else RetentionConfig(retention, 0.25, "test/hop-v0")
     config = OnlineConfig(env="Hopper-v5", steps=60, warmup_steps=20, eval_episodes=1, log_every=10, agent=agent,
-                          retain=retention, offline_ratio=0.25, dataset="test/hop-v0")
+                          retention=retained)
     run_online(config, tmp_path / "run", save_buffer=True)
     rows = buffer_rows(tmp_path / "run")
     offline_in_buffer = sum(contains(rows, r) for r in hopper_data)
@@ -125,15 +129,13 @@ def test_jsrl_guide_acts_for_the_first_h_steps_then_the_learner(tmp_path):
     directory = checkpoint.resolve(guide_run)
     guide = checkpoint.restore(agent_from_meta(checkpoint.load_meta(directory)), directory)
 
-    from wsrl.agents.sac import SACConfig
-    from wsrl.train.methods import METHODS
-    from wsrl.train.online import OnlineConfig, run_online
+    from wsrl.train.online import run_online
 
     agent = SACConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8, 8), num_critics=4, batch_size=8)
     config = METHODS["jsrl"].apply(OnlineConfig(env="Hopper-v5", steps=120, eval_episodes=1, eval_every=1000,
                                                 agent=agent))
-    config = dataclasses.replace(config, jsrl_initial_horizon=5)
-    assert config.jsrl_stages == 10 and config.warmup_steps == 0
+    assert config.jsrl.jsrl_stages == 10 and config.warmup_steps == 0
+    config = dataclasses.replace(config, jsrl=dataclasses.replace(config.jsrl, jsrl_initial_horizon=5))
     run_online(config, tmp_path / "jsrl", init_from=guide_run, save_buffer=True)
     flat = dict(np.load(tmp_path / "jsrl" / "replay_buffer.npz"))
     flat["terminals"] = flat.pop("masks") == 0
@@ -159,14 +161,13 @@ def test_calql_online_fills_returns_of_finished_episodes_and_samples_only_those(
         out = tmp_path / method
         extra = ["--dataset", "test/hop-v0"] if method != "calql" else []
         assert main(["finetune", "--from", str(pre), "--method", method, "--steps", "1030", "--warmup-steps", "10",
-                     "--out", str(out), *extra, *NETS]) == 0
+                     "--out", str(out), *extra, *RUN]) == 0  # the checkpoint's own learner: no SAC flags
         with open(out / "metrics.csv") as f:
             last = list(csv.DictReader(f))[-2]  # the last training row
         # Updates wait for max(K, one batch, one full episode of Hopper's 1000-step limit).
         assert int(last["grad_step"]) == utd * (1030 - 1000)
     config_run = tmp_path / "calql"
-    from wsrl.train.methods import METHODS
-    from wsrl.train.online import OnlineConfig, run_online
+    from wsrl.train.online import run_online
 
     online = dataclasses.replace(METHODS["calql"].apply(OnlineConfig(env="Hopper-v5", steps=120, eval_episodes=1)),
                                  warmup_steps=10)

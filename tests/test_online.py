@@ -12,7 +12,8 @@ from helpers import TINY
 from wsrl import checkpoint
 from wsrl.agents.sac import SACAgent
 from wsrl.cli import main
-from wsrl.train.online import OnlineConfig, run_online
+from wsrl.config import OnlineConfig
+from wsrl.train.online import run_online
 
 TINY_FLAGS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4",
               "--batch-size", "5", "--utd", "2", "--eval-episodes", "2", "--log-every", "10"]
@@ -110,7 +111,7 @@ def hopper_run(tmp_path_factory):
     (["train", "--steps", "0"], "--steps must be a positive integer"),
     (["train", "--utd", "0"], "utd must be >= 1"),
     (["train", "--preset", "nope"], "unknown preset"),
-    (["train", "--no-such-flag", "1"], "unrecognized arguments"),
+    (["train", "--no-such-flag", "1"], "Unrecognized options: --no-such-flag"),
     (["finetune"], "--from"),
     (["finetune", "--from", "/no/such/run"], "no such file or directory"),
     (["finetune", "--from", "EMPTY"], "not a wsrl checkpoint"),

@@ -24,11 +24,12 @@ from wsrl.errors import UserError
 AGENT_FILE, META_FILE = "agent.msgpack", "meta.json"
 
 
-def metadata(algo: str, agent_config: Any, obs_dim: int, action_dim: int, env: str | None, env_step: int,
-             grad_step: int, **extra: Any) -> dict[str, Any]:
-    """What meta.json records: enough to rebuild the agent and check it against an env."""
-    return {"algo": algo, "agent_config": to_dict(agent_config), "obs_dim": obs_dim, "action_dim": action_dim,
-            "env": env, "env_step": env_step, "grad_step": grad_step, "wsrl_version": __version__, **extra}
+def metadata(agent: Any, obs_dim: int, action_dim: int, env: str | None, env_step: int,
+             **extra: Any) -> dict[str, Any]:
+    """What meta.json records: enough to rebuild the agent (`agents.agent_from_meta`) and check it against an env."""
+    return {"algo": agent.algo, "agent_config": to_dict(agent.config), "obs_dim": obs_dim, "action_dim": action_dim,
+            "env": env, "env_step": env_step, "grad_step": int(agent.critic.step), "wsrl_version": __version__,
+            **extra}
 
 
 def save(agent: Any, directory: str | Path, meta: dict[str, Any]) -> Path:

@@ -17,16 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from wsrl.config import flag_values
 from wsrl.data.loaders import read_dataset
 from wsrl.errors import UserError
 from wsrl.plots import plot_runs, read_run
-from wsrl.presets import PRESETS
-from wsrl.train.methods import METHODS
+from wsrl.presets import PRESETS, offline_preset, online_preset
+from wsrl.presets.methods import METHODS
+from wsrl.train import rundir
 
-# The offline algorithm a method starts from (others: the preset's own, e.g. Cal-QL for AntMaze).
-PRETRAINED_BY = {"calql": "calql", "calql-retain": "calql", "calql-ensemble-utd": "calql", "cql": "cql",
-                 "cql-retain": "cql", "iql": "iql", "iql-retain": "iql"}
-RETAINING = ("rlpd", "wsrl-retain", "calql-retain", "cql-retain", "iql-retain", "calql-ensemble-utd")
 RESULT_COLUMNS = ("method", "seed", "score_start", "score_end", "auc", "regret", "run_dir")
 
 
@@ -43,8 +41,7 @@ class Comparison:
     preset: str = "locomotion"
     env: str = ""
     workers: int = 1
-    pretrain_flags: tuple[str, ...] = ()
-    online_flags: tuple[str, ...] = ()
+    extra_flags: tuple[str, ...] = ()  # passed to every run whose config has them
 
     def validate(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -54,21 +51,54 @@ class Comparison:
             raise UserError(f"unknown preset {self.preset!r}; choose one of {', '.join(sorted(PRESETS))}")
         if min(self.seeds, self.steps, self.offline_steps, self.workers) < 1:
             raise UserError("--seeds, --steps, --offline-steps and --workers must be positive integers")
+        runs = [*self.pretrain_configs().values(), *self.method_configs().values()]
+        groups = flag_groups(self.extra_flags)
+        unknown = [g[0] for g in groups if not any(g[0] in flag_values(config) for config in runs)]
+        if unknown:
+            raise UserError(f"unknown flag(s) {', '.join(unknown)} (see `wsrl compare --help`, `wsrl finetune "
+                            "--help`)")
+        base = flag_values(online_preset(self.preset))
+        for flag, *_ in groups:
+            clashing = [m for m, config in self.method_configs().items()
+                        if flag in base and flag_values(config).get(flag, base[flag]) != base[flag]]
+            if clashing:
+                raise UserError(f"{flag} would override what --methods {', '.join(clashing)} set; drop it (each "
+                                "method's settings are part of what is compared)")
+
+    def pretrain_configs(self) -> dict[str, object]:
+        """Offline algorithm -> its pre-training config, for every algorithm the methods start from."""
+        return {algo: offline_preset(self.preset, algo) for algo in sorted(
+            {pretrained_by(self, m) for m in self.methods if METHODS[m].from_checkpoint})}
+
+    def method_configs(self) -> dict[str, object]:
+        return {m: METHODS[m].apply(online_preset(self.preset)) for m in self.methods}
+
+    def flags_for(self, config: object) -> list[str]:
+        """The pass-through flags (with their values) that `config` has."""
+        known = flag_values(config)
+        return [token for group in flag_groups(self.extra_flags) if group[0] in known for token in group]
+
+
+def flag_groups(tokens: tuple[str, ...]) -> list[list[str]]:
+    """['--a', '1', '--b', '2', '3'] -> [['--a', '1'], ['--b', '2', '3']]."""
+    groups: list[list[str]] = []
+    for token in tokens:
+        if token.startswith("--") or not groups:
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    return groups
 
 
 def _wsrl(*args: str) -> list[str]:
     return [sys.executable, "-m", "wsrl", *args]
 
 
-def _done(run_dir: Path) -> bool:
-    return (run_dir / "summary.json").is_file()
-
-
 def _execute(command: list[str], run_dir: Path) -> None:
     """Run one wsrl command (its output into run_dir.log); a failure stops the comparison with its reason.
 
     A run finished meanwhile (e.g. by another `compare` on the same directory) is not run again."""
-    if _done(run_dir):
+    if rundir.is_finished(run_dir):
         return
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = run_dir.parent / f"{run_dir.name}.log"
@@ -88,13 +118,15 @@ def dataset_env(dataset: str) -> str:
 
 
 def pretrained_by(c: Comparison, method: str) -> str:
-    return PRETRAINED_BY.get(method, PRESETS[c.preset].DEFAULT_ALGO)
+    """The offline algorithm a method starts from: the one it continues, else the preset's own."""
+    continued = METHODS[method].apply(online_preset(c.preset)).continued
+    return continued.algo if continued is not None else PRESETS[c.preset].DEFAULT_ALGO
 
 
 def pretrain_runs(c: Comparison) -> dict[tuple[str, int], Path]:
     """(offline algorithm, seed) -> run directory, one per pair the methods need."""
-    needed = sorted({pretrained_by(c, m) for m in c.methods if METHODS[m].from_checkpoint})
-    return {(algo, seed): c.out / "pretrain" / f"{algo}_seed{seed}" for algo in needed for seed in range(c.seeds)}
+    return {(algo, seed): c.out / "pretrain" / f"{algo}_seed{seed}" for algo in c.pretrain_configs()
+            for seed in range(c.seeds)}
 
 
 def run_comparison(c: Comparison) -> list[dict]:
@@ -106,7 +138,7 @@ def run_comparison(c: Comparison) -> list[dict]:
     for (algo, seed), run_dir in pretrained.items():
         jobs.append((_wsrl("pretrain", "--dataset", c.dataset, "--preset", c.preset, "--algo", algo,
                            "--steps", str(c.offline_steps), "--seed", str(seed), "--out", str(run_dir),
-                           "--overwrite", *env, *c.pretrain_flags), run_dir))
+                           "--overwrite", *env, *c.flags_for(c.pretrain_configs()[algo])), run_dir))
     with ThreadPoolExecutor(c.workers) as pool:
         list(pool.map(lambda job: _execute(*job), jobs))
 
@@ -116,9 +148,10 @@ def run_comparison(c: Comparison) -> list[dict]:
             run_dir = c.out / "runs" / f"{name}_seed{seed}"
             start = (["finetune", "--from", str(pretrained[(pretrained_by(c, name), seed)])]
                      if METHODS[name].from_checkpoint else ["train"])
-            retain = ["--dataset", c.dataset] if name in RETAINING else []
+            retain = ["--dataset", c.dataset] if c.method_configs()[name].retention is not None else []
             jobs.append((_wsrl(*start, "--method", name, "--preset", c.preset, "--steps", str(c.steps), "--seed",
-                               str(seed), "--out", str(run_dir), "--overwrite", *env, *retain, *c.online_flags),
+                               str(seed), "--out", str(run_dir), "--overwrite", *env, *retain,
+                               *c.flags_for(c.method_configs()[name])),
                          run_dir))
     with ThreadPoolExecutor(c.workers) as pool:
         list(pool.map(lambda job: _execute(*job), jobs))

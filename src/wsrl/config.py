@@ -1,112 +1,440 @@
-"""Frozen config dataclasses <-> command-line flags and JSON, with the field docstrings as help text.
+"""Every configuration of wsrl as a frozen dataclass, one docstring per field (the CLI's help text).
 
-Nested dataclass fields are flattened: every leaf field becomes one `--flag-name`, so the names of all
-leaves of a config must be unique.
+This module imports neither jax nor gymnasium, so that `wsrl COMMAND --help` answers at once: the CLI
+(`cli.py`, built on tyro) reads these classes, the presets fill them with the paper's numbers, and the
+learners and loops receive them. Optional nested sub-configs hold what only some methods use (retention of
+offline data, JSRL, an offline learner continued online); a field that is None does not apply, and its
+flags are refused.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
-import inspect
-import types
 import typing
-from functools import cache
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from tyro.conf import Suppress
+
+from wsrl.errors import UserError
+
+# --- learners ---------------------------------------------------------------------------------------
 
 
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring written under each field of a dataclass (its help text)."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:], strict=False):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
-            docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
+@dataclass(frozen=True)
+class SACConfig:
+    """Hyperparameters of the ensemble SAC learner; defaults are WSRL's locomotion online phase."""
+
+    actor_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the policy MLP."""
+    critic_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of each Q-function MLP."""
+    actor_layer_norm: bool = True
+    """LayerNorm after every hidden Dense layer of the policy."""
+    critic_layer_norm: bool = True
+    """LayerNorm after every hidden Dense layer of the critics."""
+    actor_last_hidden_init_scale: float | None = 1e-2
+    """Extra init scale of the policy's last hidden layer (None: plain orthogonal sqrt 2)."""
+    policy_std: Literal["exp", "uniform"] = "exp"
+    """Policy std: 'exp' (state-dependent head) or 'uniform' (learned state-independent log-std, init 0)."""
+    num_critics: int = 10
+    """Size of the Q ensemble."""
+    critic_subset: int = 2
+    """Number of target critics whose minimum forms the TD target."""
+    subset_with_replacement: bool = True
+    """Draw the target subset with replacement (WSRL) or without (RLPD/REDQ)."""
+    actor_critic_reduction: Literal["min", "mean"] = "min"
+    """How the actor aggregates the ensemble: 'min' (WSRL) or 'mean' (RLPD/REDQ)."""
+    entropy_backup: bool = False
+    """Subtract alpha * log pi(a'|s') in the TD target (off in WSRL, on in RLPD)."""
+    target_entropy_per_dim: float = -1.0
+    """Target entropy = this times the action dimension (-1 in WSRL, -1/2 in RLPD)."""
+    max_target_backup: bool = False
+    """Max-target backup: max over `backup_actions` next actions of the subset-min Q (AntMaze)."""
+    backup_actions: int = 10
+    """Number of next actions sampled for the max-target backup."""
+    utd: int = 4
+    """Update-to-data ratio: critic steps per environment step."""
+    batch_size: int = 256
+    """Transitions per critic minibatch; one update samples utd * batch_size."""
+    actor_on_full_batch: bool = True
+    """Actor and temperature step on the full utd * batch_size batch (else on the last minibatch)."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the policy."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    temperature_lr: float = 1e-4
+    """Adam learning rate of the temperature multiplier."""
+    initial_temperature: float = 1.0
+    """Initial alpha = softplus(lambda)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 5e-3
+    """Polyak rate of the target critics, applied after every critic step."""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first impossible setting."""
+        checks = [
+            (self.utd >= 1, f"utd must be >= 1, got {self.utd}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.num_critics >= 1, f"num_critics must be >= 1, got {self.num_critics}"),
+            (1 <= self.critic_subset, f"critic_subset must be >= 1, got {self.critic_subset}"),
+            (self.subset_with_replacement or self.critic_subset <= self.num_critics,
+             f"critic_subset {self.critic_subset} > num_critics {self.num_critics} without replacement"),
+            (self.actor_critic_reduction in ("min", "mean"), "actor_critic_reduction must be 'min' or 'mean'"),
+            (self.policy_std in ("exp", "uniform"), "policy_std must be 'exp' or 'uniform'"),
+            (self.backup_actions >= 1, "backup_actions must be >= 1"),
+            (0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}"),
+            (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
+            (self.initial_temperature > 0, "initial_temperature must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
 
-def _owner(cls: type, name: str) -> type:
-    """The class in `cls`'s MRO that declares field `name` last (where its docstring is written)."""
-    declaring = (c for c in cls.__mro__ if name in c.__dict__.get("__annotations__", {}) and name in field_docs(c))
-    return next(declaring, cls)
+@dataclass(frozen=True)
+class CQLConfig(SACConfig):
+    """CQL / Cal-QL: SAC settings plus the conservative penalty; offline defaults of the locomotion preset."""
+
+    max_target_backup: bool = True
+    """Max-target backup: max over `backup_actions` next actions of the subset-min Q (on for CQL)."""
+    utd: int = 1
+    """Update-to-data ratio: critic steps per update (1 offline)."""
+    cql_alpha: float = 5.0
+    """Weight of the CQL penalty (fixed-alpha variant)."""
+    cql_autotune: bool = False
+    """Lagrange variant: alpha = softplus(lambda) >= 0 tuned to hold the penalty at the target action gap."""
+    cql_target_action_gap: float = 0.8
+    """Target of the mean penalty for the Lagrange variant."""
+    cql_alpha_lr: float = 3e-4
+    """Adam learning rate of the Lagrange multiplier."""
+    cql_initial_alpha: float = 1.0
+    """Initial alpha of the Lagrange variant."""
+    cql_n_actions: int = 10
+    """Sampled actions per proposal (uniform, pi(.|s), pi(.|s')) in the logsumexp."""
+    cql_importance_sample: bool = True
+    """Subtract each proposal's log-density inside the logsumexp."""
+    cql_temp: float = 1.0
+    """Temperature of the logsumexp."""
+    calql: Annotated[bool, Suppress] = False
+    """Cal-QL: clip policy-action Q-values in the penalty from below by the return-to-go (set by --algo)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.cql_n_actions < 1:
+            raise ValueError("cql_n_actions must be >= 1")
+        if self.cql_temp <= 0 or self.cql_initial_alpha <= 0:
+            raise ValueError("cql_temp and cql_initial_alpha must be > 0")
 
 
-def _leaves(config: Any) -> list[tuple[tuple[str, ...], type, str, Any]]:
-    """(path, owner class, field name, resolved type) of every non-dataclass field of a config instance."""
-    cls = type(config)
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):  # the instance's class, so a field may hold one of several configs
-            out += [((f.name, *path), owner, name, t) for path, owner, name, t in _leaves(value)]
-        else:
-            out.append(((f.name,), _owner(cls, f.name), f.name, hints[f.name]))
-    return out
+@dataclass(frozen=True)
+class IQLConfig:
+    """IQL hyperparameters; defaults are the locomotion values."""
+
+    actor_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the policy MLP."""
+    critic_hidden_dims: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of each Q-function and of the value MLP."""
+    num_critics: int = 2
+    """Number of Q-functions; V regresses to their target minimum."""
+    layer_norm: bool = False
+    """LayerNorm after every hidden layer of every network."""
+    expectile: float = 0.7
+    """Expectile tau of the value regression (0.9 AntMaze, 0.7 elsewhere)."""
+    awr_temperature: float = 3.0
+    """Inverse temperature beta of the advantage weights exp(beta * (Q - V))."""
+    actor_dropout: float = 0.0
+    """Dropout rate in the policy MLP (0.1 Adroit and Kitchen)."""
+    actor_last_hidden_init_scale: float | None = 1e-2
+    """Extra init scale of the policy's last hidden layer."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the policy."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the Q-functions."""
+    value_lr: float = 3e-4
+    """Adam learning rate of the value function."""
+    batch_size: int = 256
+    """Transitions per update."""
+    utd: int = 1
+    """Updates per sampled batch group (1: one update per batch_size transitions)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 5e-3
+    """Polyak rate of the target Q-functions."""
+
+    def validate(self) -> None:
+        if not 0.0 < self.expectile < 1.0:
+            raise ValueError(f"expectile must be in (0, 1), got {self.expectile}")
+        if self.utd != 1:
+            raise ValueError("IQL updates once per batch: utd must be 1")
+        if self.batch_size < 1 or self.num_critics < 1:
+            raise ValueError("batch_size and num_critics must be >= 1")
 
 
-def _get(config: Any, path: tuple[str, ...]) -> Any:
-    for name in path:
-        config = getattr(config, name)
-    return config
+# --- online runs ------------------------------------------------------------------------------------
 
 
-def _parser_for(kind: Any) -> dict[str, Any]:
-    """argparse keyword arguments for one field type."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if kind is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    if origin in (types.UnionType, typing.Union) and type(None) in args:
-        inner = next(a for a in args if a is not type(None))
-        return {"type": lambda text: None if text.lower() == "none" else inner(text), "metavar": inner.__name__}
-    if origin is tuple:
-        return {"type": args[0], "nargs": "+", "metavar": args[0].__name__.upper()}
-    if origin is typing.Literal:
-        return {"type": type(args[0]), "choices": list(args)}
-    return {"type": kind}
+@dataclass(frozen=True)
+class ContinuedConfig:
+    """The checkpoint's own offline learner (Cal-QL, CQL or IQL) continued online with its own loss and
+    hyperparameters, instead of the ensemble SAC learner (the baselines of docs/method.md §5)."""
+
+    algo: Annotated[Literal["calql", "cql", "iql"], Suppress] = "calql"
+    """The offline algorithm the checkpoint must hold (set by --method)."""
+    continued_utd: int = 0
+    """Critic steps per env step of the continued learner (0: the checkpoint's own, 1)."""
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config: Any) -> None:
-    """One flag per leaf field of `config`'s dataclass, defaulting to `config`'s values."""
-    for path, owner, name, kind in _leaves(config):
-        default = _get(config, path)
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default,
-                            help=f"{field_docs(owner).get(name, '')} (default: {shown})", **_parser_for(kind))
+@dataclass(frozen=True)
+class RetentionConfig:
+    """Offline data kept during online training (the retention baselines and ablations, docs/method.md §5)."""
+
+    retain: Literal["mix", "append"] = "mix"
+    """mix: every minibatch draws --offline-ratio of its rows from the dataset; append: the dataset is copied into
+    the online buffer."""
+    offline_ratio: float = 0.5
+    """With --retain mix: fraction of every minibatch drawn from the offline dataset."""
+    dataset: str = ""
+    """Offline dataset to retain (Minari id or directory, or D4RL hdf5 file)."""
 
 
-def config_from_arguments(config: Any, namespace: argparse.Namespace) -> Any:
-    """`config` with every leaf replaced by the parsed flag value."""
-    changes = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            changes[f.name] = config_from_arguments(value, namespace)
-        else:
-            parsed = getattr(namespace, f.name)
-            changes[f.name] = tuple(parsed) if isinstance(value, tuple) else parsed
-    return dataclasses.replace(config, **changes)
+@dataclass(frozen=True)
+class JSRLConfig:
+    """JSRL: the --from policy guides the first h steps of every episode; the learner starts from scratch."""
+
+    jsrl_stages: int = 10
+    """Curriculum stages: h starts at the episode limit and shrinks by limit / stages whenever an evaluation of
+    guide-then-learner is within --jsrl-tolerance of the best one."""
+    jsrl_initial_horizon: int = 0
+    """Guide steps per episode at the start (0: the env's episode limit)."""
+    jsrl_tolerance: float = 0.05
+    """Relative tolerance to the best evaluation return for moving to the next (shorter) guide horizon."""
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """An online run: environment, budget, warmup, evaluation and logging, the learner, and the method's parts."""
+
+    env: str = "Hopper-v5"
+    """Gymnasium environment id (finetune without --env: the environment the checkpoint was trained for)."""
+    steps: int = 250_000
+    """Online environment steps in total, warmup included."""
+    seed: int = 0
+    """Seed of the agent, the environment and the evaluation episodes."""
+    warmup_steps: int = 5000
+    """Warmup K: env steps collected with the frozen policy before any gradient step."""
+    warmup_policy: Literal["pretrained", "random"] = "pretrained"
+    """Warmup actions: stochastic samples of the (pre-trained) policy, or uniform random (ablation)."""
+    eval_every: int = 20_000
+    """Evaluate every this many env steps (also before the first update and at the end)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation (deterministic policy, unscaled rewards)."""
+    log_every: int = 1000
+    """Write training metrics every this many env steps."""
+    checkpoint_every: int = 0
+    """Save a checkpoint every this many env steps (0: only at the end)."""
+    buffer_capacity: int = 2_000_000
+    """Replay buffer capacity (transitions)."""
+    reward_scale: float = 1.0
+    """Training-env reward scale (never applied to the evaluation env)."""
+    reward_bias: float = 0.0
+    """Training-env reward bias (never applied to the evaluation env)."""
+    binary_reward: bool = False
+    """Rewards -1 / 0 from the env's success flag, in training and evaluation (Adroit binary)."""
+    terminate_on_success: bool = False
+    """Episodes end at the first success (goal tasks); a success is a true terminal (mask 0)."""
+    sparse_failure_reward: float | None = None
+    """Raw failure reward of a sparse task, for Cal-QL's online returns-to-go (as in pre-training)."""
+    agent: SACConfig | ContinuedConfig = field(default_factory=SACConfig)
+    """The learner: the ensemble SAC learner (WSRL; a CQL / Cal-QL checkpoint seeds it), or the checkpoint's own
+    offline learner continued online (set by --method)."""
+    retention: RetentionConfig | None = None
+    """Offline data kept online (None: none, as WSRL)."""
+    jsrl: JSRLConfig | None = None
+    """JSRL's guide curriculum (None: no guide)."""
+
+    @property
+    def continued(self) -> ContinuedConfig | None:
+        return self.agent if isinstance(self.agent, ContinuedConfig) else None
+
+    def validate(self) -> None:
+        for name in ("steps", "eval_every", "eval_episodes", "log_every", "buffer_capacity"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        for name in ("warmup_steps", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.retention is not None:
+            if not 0.0 <= self.retention.offline_ratio <= 1.0:
+                raise UserError(f"--offline-ratio must be in [0, 1], got {self.retention.offline_ratio}")
+            if not self.retention.dataset:
+                raise UserError(f"--retain {self.retention.retain} keeps offline data: give it with --dataset")
+        if self.jsrl is not None and (self.jsrl.jsrl_stages < 1 or min(self.jsrl.jsrl_tolerance,
+                                                                        self.jsrl.jsrl_initial_horizon) < 0):
+            raise UserError("--jsrl-stages must be >= 1, --jsrl-initial-horizon and --jsrl-tolerance >= 0")
+        if self.continued is not None:
+            if self.continued.continued_utd < 0:
+                raise UserError(f"--continued-utd must be >= 0, got {self.continued.continued_utd}")
+            return
+        try:
+            self.agent.validate()
+        except ValueError as e:
+            raise UserError(f"impossible agent config: {e}") from None
+
+
+# --- offline pre-training ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """Offline pre-training: dataset, its reward convention, budget, evaluation, and the learner."""
+
+    dataset: str = ""
+    """Minari dataset id (in $MINARI_DATASETS_PATH or ~/.minari/datasets), Minari directory, or D4RL hdf5 file."""
+    algo: Literal["calql", "cql", "iql"] = "cql"
+    """Offline algorithm: Cal-QL (CQL with the return-to-go lower bound), CQL, or IQL."""
+    env: str = ""
+    """Environment for evaluation (default: the one named in the dataset's metadata)."""
+    steps: int = 250_000
+    """Offline gradient steps."""
+    seed: int = 0
+    """Seed of the agent, the batch sampling and the evaluation episodes."""
+    eval_every: int = 50_000
+    """Evaluate every this many gradient steps (and at the end), when the env can be made."""
+    eval_episodes: int = 20
+    """Episodes per evaluation (deterministic policy, unscaled rewards)."""
+    log_every: int = 1000
+    """Write training metrics every this many gradient steps."""
+    reward_scale: float = 1.0
+    """Dataset reward scale (applied once, when the dataset is loaded)."""
+    reward_bias: float = 0.0
+    """Dataset reward bias (applied once, when the dataset is loaded)."""
+    sparse_failure_reward: float | None = None
+    """Raw failure reward of a sparse task: all-failure episodes get r / (1 - gamma) as return-to-go."""
+    binary_reward: bool = False
+    """Rewards -1 / 0 from the success flags (the dataset's infos/success, the eval env's info) (Adroit binary)."""
+    terminate_on_success: bool = False
+    """Episodes end at the first success (goal tasks): dataset episodes are cut there, evaluation episodes end."""
+    action_limit: float | None = 0.99999
+    """Clip dataset actions to +- this value (None: no clipping)."""
+    agent: CQLConfig | IQLConfig = field(default_factory=CQLConfig)
+    """The learner: a CQLConfig for calql / cql, an IQLConfig for iql."""
+
+    def validate(self) -> None:
+        if not self.dataset:
+            raise UserError("--dataset is required: a Minari id or directory, or a D4RL hdf5 file")
+        for name in ("steps", "eval_every", "eval_episodes", "log_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        expected = IQLConfig if self.algo == "iql" else CQLConfig
+        if not isinstance(self.agent, expected):
+            raise UserError(f"--algo {self.algo} needs a {expected.__name__}, got a {type(self.agent).__name__}")
+        try:
+            self.agent.validate()
+        except ValueError as e:
+            raise UserError(f"impossible agent config: {e}") from None
+
+
+# --- dataset recipes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """What to collect, how, and how much."""
+
+    env: str = "Hopper-v5"
+    """Gymnasium environment id to collect in."""
+    recipe: Literal["random", "policy", "sac-ladder", "waypoint"] = "random"
+    """random: uniform actions; policy: rollouts of a wsrl checkpoint (--from); sac-ladder: SAC's medium,
+    medium-replay and expert datasets; waypoint: maze planner + noisy PD controller (PointMaze)."""
+    steps: int = 100_000
+    """Environment steps to record (sac-ladder: SAC training steps)."""
+    seed: int = 0
+    """Seed of the environment and of the actions: the same seed gives the same dataset."""
+    action_noise: float = 0.0
+    """policy and waypoint recipes: std of Gaussian noise added to each action."""
+    epsilon: float = 0.0
+    """policy recipe: probability of replacing the action by a uniform random one."""
+    rollout_steps: int = 0
+    """sac-ladder: env steps of the medium and expert rollouts (0: as many as --steps)."""
+    medium_fraction: float = 1 / 3
+    """sac-ladder: 'medium' is the first snapshot whose evaluation reaches this fraction of the best one."""
+    ladder_eval_every: int = 5000
+    """sac-ladder: evaluate and snapshot the SAC policy every this many steps."""
+
+    def validate(self, from_path: str | None) -> None:
+        if self.steps < 1:
+            raise UserError(f"--steps must be a positive integer, got {self.steps}")
+        if not 0.0 <= self.epsilon <= 1.0 or self.action_noise < 0:
+            raise UserError("--epsilon must be in [0, 1] and --action-noise >= 0")
+        if not 0.0 < self.medium_fraction <= 1.0 or self.ladder_eval_every < 1 or self.rollout_steps < 0:
+            raise UserError("--medium-fraction must be in (0, 1], --ladder-eval-every >= 1, --rollout-steps >= 0")
+        if self.recipe == "policy" and from_path is None:
+            raise UserError("the policy recipe needs --from RUN_OR_CHECKPOINT (a policy to roll out)")
+
+
+# --- to and from JSON ---------------------------------------------------------------------------------
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """A config as JSON-ready data; a nested sub-config records its class name under "kind"."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out[f.name] = {"kind": type(value).__name__, **to_dict(value)} if dataclasses.is_dataclass(value) else value
+    return out
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a (nested) config dataclass from `to_dict` output; lists become tuples."""
-    hints = typing.get_type_hints(cls)
+    """Rebuild a (nested) config from `to_dict` output; lists become tuples, unknown keys are refused."""
+    hints = typing.get_type_hints(cls, include_extras=False)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
         value = data[f.name]
-        if dataclasses.is_dataclass(hints[f.name]):
-            value = from_dict(hints[f.name], value)
+        if isinstance(value, dict):
+            options = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if dataclasses.is_dataclass(t)]
+            kind = value.get("kind", options[0].__name__)
+            chosen = next((t for t in options if t.__name__ == kind), None)
+            if chosen is None:
+                raise ValueError(f"{cls.__name__}.{f.name}: unknown kind {kind!r}")
+            value = from_dict(chosen, {k: v for k, v in value.items() if k != "kind"})
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+# --- command-line flags -------------------------------------------------------------------------------
+
+
+def _is_suppressed(hint: Any) -> bool:
+    return typing.get_origin(hint) is Annotated and any(m is Suppress for m in hint.__metadata__)
+
+
+def _holds_config(hint: Any) -> bool:
+    return any(dataclasses.is_dataclass(t) for t in (*typing.get_args(hint), hint))
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def class_flags(cls: type) -> list[str]:
+    """The flags of a config class's own leaf fields (nested sub-configs and suppressed fields excluded)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return [flag_name(f.name) for f in dataclasses.fields(cls)
+            if not _holds_config(hints[f.name]) and not _is_suppressed(hints[f.name])]
+
+
+def flag_values(config: Any) -> dict[str, Any]:
+    """'--flag-name' -> value of every leaf a config takes from the command line; a sub-config that is None
+    (a part the method does not use) contributes no flags."""
+    out = {flag: getattr(config, flag[2:].replace("-", "_")) for flag in class_flags(type(config))}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flag_values(value))
+    return out

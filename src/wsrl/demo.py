@@ -14,7 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from wsrl.data.collect import CollectConfig, collect
+from wsrl.collect import collect
+from wsrl.config import CollectConfig
 from wsrl.data.loaders import find_minari
 from wsrl.plots import plot_runs, read_run
 from wsrl.presets import demo

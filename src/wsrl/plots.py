@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -15,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from wsrl.errors import UserError  # noqa: E402
+from wsrl.train import rundir  # noqa: E402
 
 SEED_SUFFIX = re.compile(r"[-_]?seed[-_]?\d+$")
 
@@ -31,8 +31,7 @@ def read_run(run_dir: Path) -> dict:
         raise UserError(f"{run_dir} has no metrics.csv; give run directories written by wsrl")
     with open(metrics) as f:
         rows = list(csv.DictReader(f))
-    config = json.loads((run_dir / "config.json").read_text()).get("config", {}) if (
-        run_dir / "config.json").is_file() else {}
+    config = rundir.read_config(run_dir)
     offline = bool(rows) and all(r["phase"] == "offline" for r in rows)
     x_key = "grad_step" if offline else "env_step"
 

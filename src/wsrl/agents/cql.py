@@ -6,50 +6,16 @@ are clipped from below by the dataset's Monte-Carlo return-to-go.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from wsrl.agents.sac import Batch, Metrics, SACAgent, SACConfig, TrainState, gather_critics, sample_critic_subset
+from wsrl.agents.common import Batch, Metrics, TrainState
+from wsrl.agents.sac import SACAgent, gather_critics, sample_critic_subset
+from wsrl.config import CQLConfig
 from wsrl.nets import Temperature, tanh_gaussian_sample
-
-
-@dataclass(frozen=True)
-class CQLConfig(SACConfig):
-    """CQL / Cal-QL: SAC settings plus the conservative penalty; offline defaults of the locomotion preset."""
-
-    max_target_backup: bool = True
-    """Max-target backup: max over `backup_actions` next actions of the subset-min Q (on for CQL)."""
-    utd: int = 1
-    """Update-to-data ratio: critic steps per update (1 offline)."""
-    cql_alpha: float = 5.0
-    """Weight of the CQL penalty (fixed-alpha variant)."""
-    cql_autotune: bool = False
-    """Lagrange variant: alpha = softplus(lambda) >= 0 tuned to hold the penalty at the target action gap."""
-    cql_target_action_gap: float = 0.8
-    """Target of the mean penalty for the Lagrange variant."""
-    cql_alpha_lr: float = 3e-4
-    """Adam learning rate of the Lagrange multiplier."""
-    cql_initial_alpha: float = 1.0
-    """Initial alpha of the Lagrange variant."""
-    cql_n_actions: int = 10
-    """Sampled actions per proposal (uniform, pi(.|s), pi(.|s')) in the logsumexp."""
-    cql_importance_sample: bool = True
-    """Subtract each proposal's log-density inside the logsumexp."""
-    cql_temp: float = 1.0
-    """Temperature of the logsumexp."""
-    calql: bool = False
-    """Cal-QL: clip policy-action Q-values in the penalty from below by the return-to-go (set from --algo)."""
-
-    def validate(self) -> None:
-        super().validate()
-        if self.cql_n_actions < 1:
-            raise ValueError("cql_n_actions must be >= 1")
-        if self.cql_temp <= 0 or self.cql_initial_alpha <= 0:
-            raise ValueError("cql_temp and cql_initial_alpha must be > 0")
 
 
 def cql_logsumexp(q_rand: jax.Array, q_pi: jax.Array, q_next: jax.Array, q_data: jax.Array, log_pi: jax.Array,
@@ -70,7 +36,12 @@ def cql_logsumexp(q_rand: jax.Array, q_pi: jax.Array, q_next: jax.Array, q_data:
 class CQLAgent(SACAgent):
     """SACAgent whose critic loss adds alpha * (logsumexp_a Q(s, a) - Q(s, a_data))."""
 
+    config_class: ClassVar[type] = CQLConfig
     cql_lagrange: TrainState | None = None
+
+    @property
+    def algo(self) -> str:
+        return "calql" if self.config.calql else "cql"
 
     @classmethod
     def create(cls, config: CQLConfig, obs_dim: int, action_dim: int, seed: int) -> CQLAgent:

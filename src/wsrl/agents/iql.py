@@ -2,62 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from wsrl.agents.sac import Batch, Metrics, TrainState, critic_mse
+from wsrl.agents.common import Batch, Metrics, TrainState
+from wsrl.agents.sac import critic_mse
+from wsrl.config import IQLConfig
 from wsrl.nets import CriticEnsemble, GaussianPolicy, ValueFunction, gaussian_log_prob
 
 AWR_MAX_WEIGHT = 100.0
-
-
-@dataclass(frozen=True)
-class IQLConfig:
-    """IQL hyperparameters; defaults are the locomotion values."""
-
-    actor_hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of the policy MLP."""
-    critic_hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of each Q-function and of the value MLP."""
-    num_critics: int = 2
-    """Number of Q-functions; V regresses to their target minimum."""
-    layer_norm: bool = False
-    """LayerNorm after every hidden layer of every network."""
-    expectile: float = 0.7
-    """Expectile tau of the value regression (0.9 AntMaze, 0.7 elsewhere)."""
-    awr_temperature: float = 3.0
-    """Inverse temperature beta of the advantage weights exp(beta * (Q - V))."""
-    actor_dropout: float = 0.0
-    """Dropout rate in the policy MLP (0.1 Adroit and Kitchen)."""
-    actor_last_hidden_init_scale: float | None = 1e-2
-    """Extra init scale of the policy's last hidden layer."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the policy."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the Q-functions."""
-    value_lr: float = 3e-4
-    """Adam learning rate of the value function."""
-    batch_size: int = 256
-    """Transitions per update."""
-    utd: int = 1
-    """Updates per sampled batch group (1: one update per batch_size transitions)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 5e-3
-    """Polyak rate of the target Q-functions."""
-
-    def validate(self) -> None:
-        if not 0.0 < self.expectile < 1.0:
-            raise ValueError(f"expectile must be in (0, 1), got {self.expectile}")
-        if self.utd != 1:
-            raise ValueError("IQL updates once per batch: utd must be 1")
-        if self.batch_size < 1 or self.num_critics < 1:
-            raise ValueError("batch_size and num_critics must be >= 1")
 
 
 def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
@@ -74,6 +31,7 @@ def awr_weights(q: jax.Array, v: jax.Array, temperature: float) -> jax.Array:
 class IQLAgent(struct.PyTreeNode):
     """Actor, Q-functions (with targets), value function and rng."""
 
+    config_class: ClassVar[type] = IQLConfig
     actor: TrainState
     critic: TrainState
     value: TrainState
@@ -93,6 +51,10 @@ class IQLAgent(struct.PyTreeNode):
                                      optax.adam(config.critic_lr), with_target=True),
             value=TrainState.create(agent._value().init(value_key, obs)["params"], optax.adam(config.value_lr)),
         )
+
+    @property
+    def algo(self) -> str:
+        return "iql"
 
     def _actor(self) -> GaussianPolicy:
         c = self.config

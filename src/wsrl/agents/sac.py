@@ -7,117 +7,16 @@ then one actor step and one temperature step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from wsrl.agents.common import Batch, Metrics, TrainState
+from wsrl.config import SACConfig
 from wsrl.nets import CriticEnsemble, TanhGaussianPolicy, Temperature, tanh_gaussian_sample
-
-Batch = dict[str, jax.Array]
-Metrics = dict[str, jax.Array]
-
-
-@dataclass(frozen=True)
-class SACConfig:
-    """Hyperparameters of the ensemble SAC learner; defaults are WSRL's locomotion online phase."""
-
-    actor_hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of the policy MLP."""
-    critic_hidden_dims: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of each Q-function MLP."""
-    actor_layer_norm: bool = True
-    """LayerNorm after every hidden Dense layer of the policy."""
-    critic_layer_norm: bool = True
-    """LayerNorm after every hidden Dense layer of the critics."""
-    actor_last_hidden_init_scale: float | None = 1e-2
-    """Extra init scale of the policy's last hidden layer (none: plain orthogonal sqrt 2)."""
-    policy_std: Literal["exp", "uniform"] = "exp"
-    """Policy std: 'exp' (state-dependent head) or 'uniform' (learned state-independent log-std, init 0)."""
-    num_critics: int = 10
-    """Size of the Q ensemble."""
-    critic_subset: int = 2
-    """Number of target critics whose minimum forms the TD target."""
-    subset_with_replacement: bool = True
-    """Draw the target subset with replacement (WSRL) or without (RLPD/REDQ)."""
-    actor_critic_reduction: Literal["min", "mean"] = "min"
-    """How the actor aggregates the ensemble: 'min' (WSRL) or 'mean' (RLPD/REDQ)."""
-    entropy_backup: bool = False
-    """Subtract alpha * log pi(a'|s') in the TD target (off in WSRL, on in RLPD)."""
-    target_entropy_per_dim: float = -1.0
-    """Target entropy = this times the action dimension (-1 in WSRL, -1/2 in RLPD)."""
-    max_target_backup: bool = False
-    """Max-target backup: max over `backup_actions` next actions of the subset-min Q (AntMaze)."""
-    backup_actions: int = 10
-    """Number of next actions sampled for the max-target backup."""
-    utd: int = 4
-    """Update-to-data ratio: critic steps per environment step."""
-    batch_size: int = 256
-    """Transitions per critic minibatch; one update samples utd * batch_size."""
-    actor_on_full_batch: bool = True
-    """Actor and temperature step on the full utd * batch_size batch (else on the last minibatch)."""
-    actor_lr: float = 1e-4
-    """Adam learning rate of the policy."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics."""
-    temperature_lr: float = 1e-4
-    """Adam learning rate of the temperature multiplier."""
-    initial_temperature: float = 1.0
-    """Initial alpha = softplus(lambda)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 5e-3
-    """Polyak rate of the target critics, applied after every critic step."""
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first impossible setting."""
-        checks = [
-            (self.utd >= 1, f"utd must be >= 1, got {self.utd}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.num_critics >= 1, f"num_critics must be >= 1, got {self.num_critics}"),
-            (1 <= self.critic_subset, f"critic_subset must be >= 1, got {self.critic_subset}"),
-            (
-                self.subset_with_replacement or self.critic_subset <= self.num_critics,
-                f"critic_subset {self.critic_subset} > num_critics {self.num_critics} without replacement",
-            ),
-            (self.actor_critic_reduction in ("min", "mean"), "actor_critic_reduction must be 'min' or 'mean'"),
-            (self.policy_std in ("exp", "uniform"), "policy_std must be 'exp' or 'uniform'"),
-            (self.backup_actions >= 1, "backup_actions must be >= 1"),
-            (0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}"),
-            (0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
-            (self.initial_temperature > 0, "initial_temperature must be > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-
-class TrainState(struct.PyTreeNode):
-    """Parameters, Adam state, step counter and (critics only) target parameters of one network."""
-
-    params: Any
-    opt_state: Any
-    step: jax.Array
-    target_params: Any = None
-    tx: optax.GradientTransformation = struct.field(pytree_node=False, default=None)
-
-    @classmethod
-    def create(cls, params: Any, tx: optax.GradientTransformation, with_target: bool = False) -> TrainState:
-        target = jax.tree.map(jnp.copy, params) if with_target else None
-        return cls(params=params, opt_state=tx.init(params), step=jnp.zeros((), jnp.int32),
-                   target_params=target, tx=tx)
-
-    def apply_gradients(self, grads: Any) -> TrainState:
-        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
-        return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state,
-                            step=self.step + 1)
-
-    def polyak_update(self, tau: float) -> TrainState:
-        target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, self.params, self.target_params)
-        return self.replace(target_params=target)
 
 
 def actor_module(config: SACConfig, action_dim: int) -> TanhGaussianPolicy:
@@ -168,6 +67,7 @@ def temperature_objective(alpha: jax.Array, entropy: jax.Array, target_entropy: 
 class SACAgent(struct.PyTreeNode):
     """Actor, critic ensemble (with targets), temperature and rng: the whole learner state."""
 
+    config_class: ClassVar[type] = SACConfig
     actor: TrainState
     critic: TrainState
     temperature: TrainState
@@ -192,6 +92,10 @@ class SACAgent(struct.PyTreeNode):
             config=config,
             action_dim=action_dim,
         )
+
+    @property
+    def algo(self) -> str:
+        return "sac"
 
     # --- forward passes -------------------------------------------------------------------------
     def policy(self, obs: jax.Array, params: Any = None) -> tuple[jax.Array, jax.Array]:

@@ -1,4 +1,4 @@
-"""Presets: the paper's numbers per benchmark family (METHOD.md §3-4), for pre-training and for WSRL online.
+"""Presets: the paper's numbers per benchmark family (docs/method.md §3-4), for pre-training and for WSRL online.
 
 Each family module (and each reduced budget in `cpu.py`) defines `DEFAULT_ALGO`, `offline()` (an OfflineConfig)
 and `online()` (an OnlineConfig) with the same network shapes, so that a checkpoint pre-trained with a preset
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from wsrl.config import OfflineConfig, OnlineConfig
 from wsrl.errors import UserError
 from wsrl.presets import adroit, antmaze, demo, kitchen, locomotion
 from wsrl.presets.cpu import Reduced, cpu, cpu_maze
-from wsrl.train.offline import OfflineConfig
-from wsrl.train.online import OnlineConfig
 
 PRESETS: dict[str, ModuleType | Reduced] = {
     "antmaze": antmaze, "kitchen": kitchen, "adroit": adroit, "locomotion": locomotion, "demo": demo,

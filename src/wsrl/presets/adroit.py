@@ -1,13 +1,9 @@
-"""Adroit binary (pen, door, relocate): Cal-QL + ensemble (alpha 1), then WSRL (METHOD.md §3).
+"""Adroit binary (pen, door, relocate): Cal-QL + ensemble (alpha 1), then WSRL (docs/method.md §3).
 
 Rewards are -1 / 0 from the goal-achieved flag, then scaled by 10 and shifted by +5.
 """
 
-from wsrl.agents.cql import CQLConfig
-from wsrl.agents.iql import IQLConfig
-from wsrl.agents.sac import SACConfig
-from wsrl.train.offline import OfflineConfig
-from wsrl.train.online import OnlineConfig
+from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACConfig
 
 DEFAULT_ALGO = "calql"
 NETWORKS = dict(critic_hidden_dims=(512, 512, 512), actor_hidden_dims=(512, 512),

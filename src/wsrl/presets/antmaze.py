@@ -1,10 +1,6 @@
-"""AntMaze: Cal-QL + ensemble with the Lagrange CQL multiplier, then WSRL with max-target backup (METHOD.md §3)."""
+"""AntMaze: Cal-QL + ensemble with the Lagrange CQL multiplier, then WSRL with max-target backup (docs/method.md §3)."""
 
-from wsrl.agents.cql import CQLConfig
-from wsrl.agents.iql import IQLConfig
-from wsrl.agents.sac import SACConfig
-from wsrl.train.offline import OfflineConfig
-from wsrl.train.online import OnlineConfig
+from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACConfig
 
 DEFAULT_ALGO = "calql"
 NETWORKS = dict(critic_hidden_dims=(256, 256, 256, 256), actor_hidden_dims=(256, 256),

@@ -1,4 +1,4 @@
-"""Reduced budgets: a family's recipe (METHOD.md §3) at a size a 2-core CPU runs in minutes.
+"""Reduced budgets: a family's recipe (docs/method.md §3) at a size a 2-core CPU runs in minutes.
 
 `cpu` is the locomotion recipe, `cpu-maze` the AntMaze one (the paper's recipe for sparse goal-reaching:
 Cal-QL with the Lagrange CQL multiplier, rewards x10 - 5, episodes ending at success, max-target backups), for
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TypeVar
 
+from wsrl.config import OfflineConfig, OnlineConfig
 from wsrl.presets import antmaze, locomotion
-from wsrl.train.offline import OfflineConfig
-from wsrl.train.online import OnlineConfig
 
 WIDTH = 64
 AgentConfig = TypeVar("AgentConfig")

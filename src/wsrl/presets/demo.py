@@ -4,11 +4,7 @@ Same algorithms and ensemble logic as the paper's presets (CQL + 10-critic ensem
 steps, UTD 4, subset 2); only the widths and budgets are cut so that the whole pipeline runs in minutes on a CPU.
 """
 
-from wsrl.agents.cql import CQLConfig
-from wsrl.agents.iql import IQLConfig
-from wsrl.agents.sac import SACConfig
-from wsrl.train.offline import OfflineConfig
-from wsrl.train.online import OnlineConfig
+from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACConfig
 
 DEFAULT_ALGO = "cql"
 ENV = "InvertedPendulum-v5"

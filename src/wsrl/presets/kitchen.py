@@ -1,10 +1,6 @@
-"""Franka Kitchen: Cal-QL + ensemble (alpha 5, no importance sampling), then WSRL (METHOD.md §3)."""
+"""Franka Kitchen: Cal-QL + ensemble (alpha 5, no importance sampling), then WSRL (docs/method.md §3)."""
 
-from wsrl.agents.cql import CQLConfig
-from wsrl.agents.iql import IQLConfig
-from wsrl.agents.sac import SACConfig
-from wsrl.train.offline import OfflineConfig
-from wsrl.train.online import OnlineConfig
+from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACConfig
 
 DEFAULT_ALGO = "calql"
 NETWORKS = dict(critic_hidden_dims=(512, 512, 512), actor_hidden_dims=(512, 512, 512),

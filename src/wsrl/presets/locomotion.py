@@ -1,10 +1,6 @@
-"""Locomotion (Hopper, HalfCheetah, Walker2d, Ant): CQL + ensemble pre-training, then WSRL (METHOD.md §3)."""
+"""Locomotion (Hopper, HalfCheetah, Walker2d, Ant): CQL + ensemble pre-training, then WSRL (docs/method.md §3)."""
 
-from wsrl.agents.cql import CQLConfig
-from wsrl.agents.iql import IQLConfig
-from wsrl.agents.sac import SACConfig
-from wsrl.train.offline import OfflineConfig
-from wsrl.train.online import OnlineConfig
+from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACConfig
 
 DEFAULT_ALGO = "cql"
 NETWORKS = dict(critic_hidden_dims=(256, 256), actor_hidden_dims=(256, 256), actor_last_hidden_init_scale=1e-2,

@@ -1,7 +1,8 @@
-"""Fine-tuning methods and baselines as presets over the same online learner (METHOD.md §5).
+"""Fine-tuning methods and baselines as presets over the same online learner (docs/method.md §5).
 
 A method transforms a family preset's OnlineConfig; command-line flags are applied after it, so any of
-its settings can still be changed (e.g. `--method rlpd --offline-ratio 0.25`).
+its settings can still be changed (e.g. `--method rlpd --offline-ratio 0.25`), and flags of the parts a
+method does not use are refused.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wsrl.config import ContinuedConfig, JSRLConfig, OnlineConfig, RetentionConfig
 from wsrl.errors import UserError
-from wsrl.train.online import OnlineConfig
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,14 @@ def _rlpd(config: OnlineConfig) -> OnlineConfig:
         config.agent, num_critics=10, critic_subset=2, subset_with_replacement=False, actor_critic_reduction="mean",
         actor_layer_norm=False, critic_layer_norm=True, entropy_backup=True, target_entropy_per_dim=-0.5,
         actor_lr=3e-4, critic_lr=3e-4, temperature_lr=3e-4, utd=20, batch_size=256, max_target_backup=False)
-    return dataclasses.replace(config, warmup_steps=5000, warmup_policy="random", retain="mix", offline_ratio=0.5,
-                               agent=agent)
+    return dataclasses.replace(config, warmup_steps=5000, warmup_policy="random",
+                               retention=RetentionConfig("mix", offline_ratio=0.5), agent=agent)
+
+
+def _continued(algo: str, retain: bool = False, utd: int = 0) -> Callable[[OnlineConfig], OnlineConfig]:
+    """The offline learner `algo` continued online with its own loss, no warmup (and optionally retention)."""
+    return lambda c: dataclasses.replace(c, agent=ContinuedConfig(algo, utd), warmup_steps=0,
+                                         retention=RetentionConfig() if retain else None)
 
 
 METHODS: dict[str, Method] = {
@@ -42,25 +49,21 @@ METHODS: dict[str, Method] = {
     "wsrl-random-warmup": Method("WSRL with uniform random warmup actions (ablation)", True,
                                  lambda c: dataclasses.replace(c, warmup_policy="random")),
     "wsrl-retain": Method("WSRL plus retained offline data mixed into every minibatch (ablation)", True,
-                          lambda c: dataclasses.replace(c, retain="mix")),
-    "calql": Method("Cal-QL continued online with its own loss, no offline data, no warmup", True,
-                    lambda c: dataclasses.replace(c, learner="calql", warmup_steps=0)),
-    "cql": Method("CQL continued online with its own loss, no offline data, no warmup", True,
-                  lambda c: dataclasses.replace(c, learner="cql", warmup_steps=0)),
-    "iql": Method("IQL continued online with its own loss, no offline data, no warmup", True,
-                  lambda c: dataclasses.replace(c, learner="iql", warmup_steps=0)),
+                          lambda c: dataclasses.replace(c, retention=RetentionConfig())),
+    "calql": Method("Cal-QL continued online with its own loss, no offline data, no warmup", True, _continued("calql")),
+    "cql": Method("CQL continued online with its own loss, no offline data, no warmup", True, _continued("cql")),
+    "iql": Method("IQL continued online with its own loss, no offline data, no warmup", True, _continued("iql")),
     "calql-retain": Method("Cal-QL continued online, every minibatch mixing offline data (--offline-ratio)", True,
-                           lambda c: dataclasses.replace(c, learner="calql", warmup_steps=0, retain="mix")),
+                           _continued("calql", retain=True)),
     "cql-retain": Method("CQL continued online, every minibatch mixing offline data (--offline-ratio)", True,
-                         lambda c: dataclasses.replace(c, learner="cql", warmup_steps=0, retain="mix")),
+                         _continued("cql", retain=True)),
     "iql-retain": Method("IQL continued online, every minibatch mixing offline data (--offline-ratio)", True,
-                         lambda c: dataclasses.replace(c, learner="iql", warmup_steps=0, retain="mix")),
+                         _continued("iql", retain=True)),
     "calql-ensemble-utd": Method("Cal-QL with its 10-critic ensemble at UTD 4, retaining offline data", True,
-                                 lambda c: dataclasses.replace(c, learner="calql", warmup_steps=0, retain="mix",
-                                                               continued_utd=4)),
+                                 _continued("calql", retain=True, utd=4)),
     "jsrl": Method("JSRL: the pre-trained policy guides the first h steps of each episode, h shrinking on a "
                    "curriculum; the SAC learner starts from scratch", True,
-                   lambda c: dataclasses.replace(c, jsrl_stages=10, warmup_steps=0)),
+                   lambda c: dataclasses.replace(c, jsrl=JSRLConfig(), warmup_steps=0)),
     "sac-fast": Method("the WSRL online learner from random initialisation, no offline data", False, lambda c: c),
     "rlpd": Method("RLPD: SAC from scratch with symmetric offline/online sampling", False, _rlpd),
 }

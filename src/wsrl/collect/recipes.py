@@ -3,23 +3,14 @@
 random: uniform actions; policy: rollouts of a checkpoint; sac-ladder: D4RL-style medium / medium-replay /
 expert datasets from one SAC training run; waypoint: a maze planner with a noisy PD controller (PointMaze).
 
-A dataset is written under a temporary Minari root and moved into place when complete, so an interrupted
-collection leaves no dataset behind.
+Recipes that train (sac-ladder) run the online loop, so this package sits above `train/`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import os
-import shutil
-import time
-import tomllib
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import gymnasium as gym
 import jax
@@ -27,50 +18,17 @@ import numpy as np
 
 from wsrl import __version__, checkpoint
 from wsrl.agents import agent_from_meta
-from wsrl.agents.sac import SACConfig
+from wsrl.collect.minari_writer import write_minari
+from wsrl.config import CollectConfig, OnlineConfig, SACConfig
 from wsrl.data.loaders import episodes_from_flat, find_minari, minari_root
-from wsrl.envs import REFERENCE_SCORES, make_env, space_dims, success_flag, task_family
+from wsrl.envs import make_env, space_dims, success_flag
 from wsrl.errors import UserError
 from wsrl.evaluation import eval_action
-from wsrl.logging import ProgressBar
-from wsrl.train.online import OnlineConfig, run_online
+from wsrl.runlog import ProgressBar
+from wsrl.train import rundir
+from wsrl.train.online import run_online
 
 Policy = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class CollectConfig:
-    """What to collect, how, and how much."""
-
-    env: str = "Hopper-v5"
-    """Gymnasium environment id to collect in."""
-    recipe: Literal["random", "policy", "sac-ladder", "waypoint"] = "random"
-    """random: uniform actions; policy: rollouts of a wsrl checkpoint (--from); sac-ladder: SAC's medium,
-    medium-replay and expert datasets; waypoint: maze planner + noisy PD controller (PointMaze)."""
-    steps: int = 100_000
-    """Environment steps to record (sac-ladder: SAC training steps)."""
-    seed: int = 0
-    """Seed of the environment and of the actions: the same seed gives the same dataset."""
-    action_noise: float = 0.0
-    """policy and waypoint recipes: std of Gaussian noise added to each action."""
-    epsilon: float = 0.0
-    """policy recipe: probability of replacing the action by a uniform random one."""
-    rollout_steps: int = 0
-    """sac-ladder: env steps of the medium and expert rollouts (0: as many as --steps)."""
-    medium_fraction: float = 1 / 3
-    """sac-ladder: 'medium' is the first snapshot whose evaluation reaches this fraction of the best one."""
-    ladder_eval_every: int = 5000
-    """sac-ladder: evaluate and snapshot the SAC policy every this many steps."""
-
-    def validate(self, from_path: str | None) -> None:
-        if self.steps < 1:
-            raise UserError(f"--steps must be a positive integer, got {self.steps}")
-        if not 0.0 <= self.epsilon <= 1.0 or self.action_noise < 0:
-            raise UserError("--epsilon must be in [0, 1] and --action-noise >= 0")
-        if not 0.0 < self.medium_fraction <= 1.0 or self.ladder_eval_every < 1 or self.rollout_steps < 0:
-            raise UserError("--medium-fraction must be in (0, 1], --ladder-eval-every >= 1, --rollout-steps >= 0")
-        if self.recipe == "policy" and from_path is None:
-            raise UserError("the policy recipe needs --from RUN_OR_CHECKPOINT (a policy to roll out)")
 
 
 def checkpoint_policy(path: str | Path, env: gym.Env, rng: np.random.Generator, action_noise: float = 0.0,
@@ -171,54 +129,6 @@ def rollouts(env: gym.Env, policy: Policy, steps: int, seed: int, label: str) ->
     return episodes
 
 
-def write_minari(dataset_id: str, episodes: list[dict[str, np.ndarray]], env: gym.Env, env_id: str,
-                 description: dict, overwrite: bool) -> Path:
-    """Write `episodes` as Minari dataset `dataset_id` in the Minari root, atomically.
-
-    Actions are stored in the env's own units (as Minari's recover_environment expects); the agents' [-1, 1]
-    actions are mapped back by the loader.
-    """
-    import minari
-    from minari.data_collector import EpisodeBuffer
-
-    root = minari_root()
-    target = root / dataset_id
-    tmp_root = root / f".wsrl-tmp-{os.getpid()}"
-    shutil.rmtree(tmp_root, ignore_errors=True)
-    native = env.unwrapped.action_space
-    to_native = lambda a: native.low + (a + 1.0) * 0.5 * (native.high - native.low)  # noqa: E731
-    buffers = [EpisodeBuffer(id=i, observations=e["observations"], actions=to_native(e["actions"]).astype(np.float32),
-                             rewards=list(e["rewards"]),
-                             terminations=list(e["terminations"]), truncations=list(e["truncations"]),
-                             infos={"success": e["success"]} if "success" in e else {})
-               for i, e in enumerate(episodes)]
-    family = task_family(env_id)
-    reference = REFERENCE_SCORES.get(family) if family else None
-    previous = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
-    try:
-        with warnings.catch_warnings():  # minari asks for author / permalink metadata we do not have
-            warnings.simplefilter("ignore")
-            minari.create_dataset_from_buffers(
-                dataset_id, buffers, env=env_id, eval_env=env_id, algorithm_name=f"wsrl {description['recipe']}",
-                observation_space=env.observation_space, action_space=native,
-                ref_min_score=reference[0] if reference else None, ref_max_score=reference[1] if reference else None,
-                description=json.dumps(description))
-        if target.exists() and overwrite:
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp_root / dataset_id, target)
-    except ValueError as e:
-        raise UserError(f"cannot write Minari dataset {dataset_id!r}: {e}") from None
-    finally:
-        if previous is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = previous
-        shutil.rmtree(tmp_root, ignore_errors=True)
-    return target
-
-
 def ladder_ids(prefix: str) -> dict[str, str]:
     return {level: f"{prefix}/{level}-v0" for level in ("medium", "medium-replay", "expert")}
 
@@ -239,7 +149,7 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
     elif len(existing) == len(ids):
         raise UserError(f"datasets {', '.join(ids.values())} already exist; pass --overwrite to replace them")
     run_dir = minari_root() / ".wsrl-ladder" / prefix
-    if overwrite or not (run_dir / "summary.json").is_file():
+    if overwrite or not rundir.is_finished(run_dir):
         sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1, entropy_backup=True)
         # 5000 uniform-random steps first (as RLPD), fewer for short runs.
         online = OnlineConfig(env=config.env, steps=config.steps, seed=config.seed,
@@ -305,34 +215,3 @@ def collect(config: CollectConfig, dataset_id: str, from_path: str | None = None
     return [write_minari(dataset_id, episodes, env, config.env, description, overwrite)]
 
 
-def suite_path(name: str) -> Path:
-    """A suite file: NAME as a path, or benchmarks/suite/NAME.toml of this source checkout."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    path = Path(__file__).resolve().parents[3] / "benchmarks" / "suite" / f"{name}.toml"
-    if not path.is_file():
-        raise UserError(f"no suite {name!r}: neither a file nor {path}; see benchmarks/suite/ in the wsrl sources")
-    return path
-
-
-def collect_suite(name: str, overwrite: bool = False) -> list[Path]:
-    """Collect every dataset a suite lists, skipping those already present (so an interrupted suite resumes)."""
-    entries = tomllib.loads(suite_path(name).read_text()).get("dataset", [])
-    fields = {f for f in CollectConfig.__dataclass_fields__}
-    written = []
-    for entry in entries:
-        entry = dict(entry)
-        dataset_id = entry.pop("id")
-        unknown = set(entry) - fields
-        if unknown:
-            raise UserError(f"suite {name}: unknown keys {sorted(unknown)} in dataset {dataset_id}")
-        config = CollectConfig(**entry)
-        targets = ladder_ids(dataset_id).values() if config.recipe == "sac-ladder" else [dataset_id]
-        if not overwrite and all(find_minari(t) is not None for t in targets):
-            print(f"suite {name}: {dataset_id} already collected")
-            continue
-        start = time.perf_counter()
-        written += collect(config, dataset_id, overwrite=overwrite)
-        print(f"suite {name}: {dataset_id} ({config.recipe}, {config.env}) took {time.perf_counter() - start:.0f}s")
-    return written

@@ -1,0 +1,79 @@
+"""What every learner shares: the train state of one network, and the `Agent` interface the loops use."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, Self
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+class TrainState(struct.PyTreeNode):
+    """Parameters, Adam state, step counter and (critics only) target parameters of one network."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+    target_params: Any = None
+    tx: optax.GradientTransformation = struct.field(pytree_node=False, default=None)
+
+    @classmethod
+    def create(cls, params: Any, tx: optax.GradientTransformation, with_target: bool = False) -> TrainState:
+        target = jax.tree.map(jnp.copy, params) if with_target else None
+        return cls(params=params, opt_state=tx.init(params), step=jnp.zeros((), jnp.int32),
+                   target_params=target, tx=tx)
+
+    def apply_gradients(self, grads: Any) -> TrainState:
+        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state,
+                            step=self.step + 1)
+
+    def polyak_update(self, tau: float) -> TrainState:
+        target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, self.params, self.target_params)
+        return self.replace(target_params=target)
+
+
+class Agent(Protocol):
+    """A learner: an immutable pytree whose methods are pure, so that `update` jits as a whole.
+
+    The agent is its own checkpoint: `checkpoint.save` writes the whole pytree (parameters, targets, optimiser
+    moments, rng) and `meta.json` records `algo` and `config`, from which `agents.agent_from_meta` rebuilds a
+    template of the same shapes to restore into.
+    """
+
+    config_class: ClassVar[type]
+    config: Any
+    action_dim: int
+    rng: jax.Array
+    critic: TrainState
+
+    @classmethod
+    def create(cls, config: Any, obs_dim: int, action_dim: int, seed: int) -> Self:
+        """A freshly initialised agent; the same seed gives the same parameters."""
+        ...
+
+    @property
+    def algo(self) -> str:
+        """The name a checkpoint records for this learner ('sac', 'cql', 'calql', 'iql')."""
+        ...
+
+    def update(self, batch: Batch) -> tuple[Self, Metrics]:
+        """One update on utd * batch_size transitions (pure; jit it)."""
+        ...
+
+    def sample_actions(self, obs: jax.Array) -> tuple[Self, jax.Array]:
+        """Stochastic actions for a batch of observations, advancing the agent's rng."""
+        ...
+
+    def eval_actions(self, obs: jax.Array) -> jax.Array:
+        """Deterministic evaluation actions for a batch of observations."""
+        ...
+
+    def split_rng(self) -> tuple[Self, jax.Array]:
+        """The agent with a fresh rng, and a key to use now."""
+        ...
