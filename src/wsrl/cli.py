@@ -109,13 +109,15 @@ def _base(command: str, args: Sequence[str]) -> tuple[argparse.Namespace, Online
     known = pre.parse_known_args(args)[0]
     if command == "pretrain":
         return known, offline_preset(known.preset, known.algo)
-    base = method(known.method, command).apply(online_preset(known.preset))
-    if command == "finetune" and known.from_path:  # default env: the one the checkpoint was trained for
-        from wsrl import checkpoint
+    return known, method(known.method, command).apply(online_preset(known.preset))
 
-        trained_for = checkpoint.load_meta(checkpoint.resolve(known.from_path)).get("env")
-        base = dataclasses.replace(base, env=trained_for or base.env)
-    return known, base
+
+def _env_of_checkpoint(base: OnlineConfig, from_path: str) -> OnlineConfig:
+    """finetune's default env: the one the checkpoint was trained for."""
+    from wsrl import checkpoint
+
+    trained_for = checkpoint.load_meta(checkpoint.resolve(from_path)).get("env")
+    return dataclasses.replace(base, env=trained_for or base.env)
 
 
 def _methods_with(part: Callable[[OnlineConfig], object]) -> str:
@@ -131,7 +133,7 @@ def _refusal(flag: str, command: str, known: argparse.Namespace, base: Any) -> s
         return None
     if command == "pretrain":
         if flag == "--calql":
-            return "--calql is not a flag: Cal-QL is chosen with --algo calql"
+            return f"--calql is not a flag: Cal-QL is chosen with --algo calql (this run: --algo {base.algo})"
         if base.algo == "iql" and flag in class_flags(CQLConfig):
             return f"{flag} is a setting of CQL and Cal-QL, not of --algo iql"
         if flag in class_flags(IQLConfig):
@@ -191,6 +193,8 @@ def _run(command: str, args: Sequence[str]) -> int:
     if command == "finetune" and not known.from_path and not {"-h", "--help"} & set(args):
         raise UserError("--from RUN_OR_CHECKPOINT is required: the pre-trained run to fine-tune")
     refuse_inapplicable(command, args, known, base)
+    if command == "finetune" and known.from_path:
+        base = _env_of_checkpoint(base, known.from_path)
     parsed = _parse(_run_command(command, known, base), args, f"wsrl {command}")
     config = parsed.config
 
