@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's two comparisons (METHOD.md §5) at the `cpu` budget, on one PointMaze and one locomotion dataset
+# The paper's two comparisons (docs/method.md §5) at the `cpu` budget, on one PointMaze and one locomotion dataset
 # of the cpu suite, 3 seeds. Run by hand from the repository root after `bash dev.sh test` made .venv:
 #   bash benchmarks/paper_comparisons.sh [OUT_DIR]        (about 4.5 hours in all on a 2-core CPU)
 # Needs the datasets: `wsrl collect --suite cpu` (or the two collect commands below). Interrupted runs resume.

@@ -35,7 +35,7 @@ def test_methods_resolve_to_the_documented_settings():
     assert (ensemble.agent, ensemble.retention) == (ContinuedConfig("calql", 4), RetentionConfig("mix", 0.5))
     jsrl = METHODS["jsrl"].apply(base)
     assert (jsrl.jsrl, jsrl.warmup_steps, jsrl.agent) == (JSRLConfig(10, 0, 0.05), 0, base.agent)
-    rlpd = METHODS["rlpd"].apply(base)  # METHOD.md §5
+    rlpd = METHODS["rlpd"].apply(base)  # docs/method.md §5
     a = rlpd.agent
     assert (a.num_critics, a.critic_subset, a.subset_with_replacement) == (10, 2, False)
     assert (a.actor_critic_reduction, a.actor_layer_norm, a.critic_layer_norm) == ("mean", False, True)

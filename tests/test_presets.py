@@ -8,7 +8,7 @@ from wsrl.agents.cql import CQLAgent
 from wsrl.agents.sac import SACAgent
 from wsrl.presets import PRESETS, offline_preset, online_preset
 
-# METHOD.md §3: family -> (algo, offline steps, critic MLP, actor MLP, last-hidden scale, std, online max-target,
+# docs/method.md §3: family -> (algo, offline steps, critic MLP, actor MLP, last-hidden scale, std, online max-target,
 #                          CQL alpha (None = Lagrange), importance sampling, reward scale, reward bias)
 TABLE = {
     "antmaze": ("calql", 1_000_000, (256,) * 4, (256,) * 2, 1e-2, "uniform", True, None, True, 10.0, -5.0),
@@ -42,7 +42,7 @@ def test_presets_hold_the_papers_numbers(family):
     else:
         assert not off.agent.cql_autotune and off.agent.cql_alpha == alpha
     assert (off.agent.cql_importance_sample, off.agent.cql_n_actions, off.agent.cql_temp) == (importance, 10, 1.0)
-    # WSRL online phase, METHOD.md §2
+    # WSRL online phase, docs/method.md §2
     assert (on.warmup_steps, on.warmup_policy, on.buffer_capacity) == (5000, "pretrained", 2_000_000)
     a = on.agent
     assert (a.utd, a.batch_size, a.actor_on_full_batch) == (4, 256, True)

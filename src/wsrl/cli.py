@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from unittest import mock
 
 import tyro
 from tyro.conf import Positional
@@ -73,11 +74,9 @@ def _one_line(report: str) -> str:
 def _parse(cls: type, args: Sequence[str], prog: str, default: Any = None, unknown: bool = False) -> Any:
     """tyro.cli over `cls`: help exits 0; a usage error becomes a UserError (one line, exit 2)."""
     report = io.StringIO()
-    columns = os.environ.get("COLUMNS")
-    if not {"-h", "--help"} & set(args):
-        os.environ["COLUMNS"] = "1000"  # tyro's error box must not wrap its message
+    wide = {} if {"-h", "--help"} & set(args) else {"COLUMNS": "1000"}  # tyro's error box must not wrap its message
     try:
-        with contextlib.redirect_stderr(report):
+        with contextlib.redirect_stderr(report), mock.patch.dict(os.environ, wide):
             return tyro.cli(cls, args=list(args), prog=prog, description=COMMANDS[prog.split()[1]],
                             default=default, return_unknown_args=unknown,
                             config=(tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands))
@@ -85,11 +84,6 @@ def _parse(cls: type, args: Sequence[str], prog: str, default: Any = None, unkno
         if e.code in (0, None):
             raise
         raise UserError(f"{_one_line(report.getvalue())} (see `{prog} --help`)") from None
-    finally:
-        if columns is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = columns
 
 
 def _arg(help: str, **kwargs: Any) -> Any:

@@ -172,6 +172,21 @@ class IQLConfig:
             raise ValueError("batch_size and num_critics must be >= 1")
 
 
+def _require_at_least(config: Any, low: int, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value < low:
+            kind = "a positive integer" if low == 1 else f">= {low}"
+            raise UserError(f"{flag_name(name)} must be {kind}, got {value}")
+
+
+def _validate_agent(agent: Any) -> None:
+    try:
+        agent.validate()
+    except ValueError as e:
+        raise UserError(f"impossible agent config: {e}") from None
+
+
 # --- online runs ------------------------------------------------------------------------------------
 
 
@@ -259,12 +274,8 @@ class OnlineConfig:
         return self.agent if isinstance(self.agent, ContinuedConfig) else None
 
     def validate(self) -> None:
-        for name in ("steps", "eval_every", "eval_episodes", "log_every", "buffer_capacity"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        _require_at_least(self, 1, "steps", "eval_every", "eval_episodes", "log_every", "buffer_capacity")
+        _require_at_least(self, 0, "warmup_steps", "checkpoint_every")
         if self.retention is not None:
             if not 0.0 <= self.retention.offline_ratio <= 1.0:
                 raise UserError(f"--offline-ratio must be in [0, 1], got {self.retention.offline_ratio}")
@@ -277,10 +288,7 @@ class OnlineConfig:
             if self.continued.continued_utd < 0:
                 raise UserError(f"--continued-utd must be >= 0, got {self.continued.continued_utd}")
             return
-        try:
-            self.agent.validate()
-        except ValueError as e:
-            raise UserError(f"impossible agent config: {e}") from None
+        _validate_agent(self.agent)
 
 
 # --- offline pre-training ---------------------------------------------------------------------------
@@ -324,16 +332,11 @@ class OfflineConfig:
     def validate(self) -> None:
         if not self.dataset:
             raise UserError("--dataset is required: a Minari id or directory, or a D4RL hdf5 file")
-        for name in ("steps", "eval_every", "eval_episodes", "log_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        _require_at_least(self, 1, "steps", "eval_every", "eval_episodes", "log_every")
         expected = IQLConfig if self.algo == "iql" else CQLConfig
         if not isinstance(self.agent, expected):
             raise UserError(f"--algo {self.algo} needs a {expected.__name__}, got a {type(self.agent).__name__}")
-        try:
-            self.agent.validate()
-        except ValueError as e:
-            raise UserError(f"impossible agent config: {e}") from None
+        _validate_agent(self.agent)
 
 
 # --- dataset recipes --------------------------------------------------------------------------------
@@ -364,8 +367,7 @@ class CollectConfig:
     """sac-ladder: evaluate and snapshot the SAC policy every this many steps."""
 
     def validate(self, from_path: str | None) -> None:
-        if self.steps < 1:
-            raise UserError(f"--steps must be a positive integer, got {self.steps}")
+        _require_at_least(self, 1, "steps")
         if not 0.0 <= self.epsilon <= 1.0 or self.action_noise < 0:
             raise UserError("--epsilon must be in [0, 1] and --action-noise >= 0")
         if not 0.0 < self.medium_fraction <= 1.0 or self.ladder_eval_every < 1 or self.rollout_steps < 0:

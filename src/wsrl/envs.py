@@ -1,4 +1,4 @@
-"""Environment construction, the training-env reward transform, and D4RL normalised scores (METHOD.md §6)."""
+"""Environment construction, the training-env reward transform, and D4RL normalised scores (docs/method.md §6)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from wsrl.errors import UserError
 
-# D4RL reference returns (min, max) per task family, METHOD.md §6.
+# D4RL reference returns (min, max) per task family, docs/method.md §6.
 REFERENCE_SCORES: dict[str, tuple[float, float]] = {
     "hopper": (-20.272305, 3234.3),
     "halfcheetah": (-280.178953, 12135.0),

@@ -1,4 +1,4 @@
-"""Deterministic evaluation rollouts, normalised score and success rate (METHOD.md §6)."""
+"""Deterministic evaluation rollouts, normalised score and success rate (docs/method.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Networks: LayerNorm MLPs, the critic ensemble, tanh-Gaussian policy and the temperature (METHOD.md §2.9)."""
+"""Networks: LayerNorm MLPs, the critic ensemble, tanh-Gaussian policy and the temperature (docs/method.md §2.9)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
     """(x - mean) / sqrt(var + eps) * scale + bias over the last axis; scale and bias broadcast against x.
 
     Same numbers as flax's LayerNorm; the hand-written backward pass with matvec reductions makes the
-    ensemble's gradient several times faster on CPU (benchmarks/throughput.py, issue 2 note).
+    ensemble's gradient several times faster on CPU (docs/architecture.md §6).
     """
     return _layer_norm_fwd(x, scale, bias)[0]
 
@@ -141,7 +141,7 @@ class CriticEnsemble(nn.Module):
     Output shape (num, *batch). The members' weights are stacked on a leading axis. The first layer
     reads the shared input with one flat matmul against all members' kernels side by side, and later
     layers are batched matmuls: on CPU this is several times faster in the backward pass to the
-    actions than vmapping a single Q-network (measured in benchmarks/throughput.py, see issue 2).
+    actions than vmapping a single Q-network (docs/architecture.md §6).
     """
 
     num: int
@@ -209,7 +209,7 @@ def tanh_gaussian_sample(key: jax.Array, mean: jax.Array, std: jax.Array) -> tup
 
 
 class Temperature(nn.Module):
-    """alpha = softplus(lambda), lambda initialised so that alpha = `initial_value` (METHOD.md §2.7)."""
+    """alpha = softplus(lambda), lambda initialised so that alpha = `initial_value` (docs/method.md §2.7)."""
 
     initial_value: float = 1.0
 

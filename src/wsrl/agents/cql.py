@@ -1,4 +1,4 @@
-"""CQL and Cal-QL (METHOD.md §4): the ensemble SAC learner plus a conservative penalty on the critics.
+"""CQL and Cal-QL (docs/method.md §4): the ensemble SAC learner plus a conservative penalty on the critics.
 
 Cal-QL is CQL with one change (`calql=True`): inside the push-down term the Q-values of policy actions
 are clipped from below by the dataset's Monte-Carlo return-to-go.
@@ -74,7 +74,7 @@ class CQLAgent(SACAgent):
         q_pi = self.q_values(obs_n, jax.lax.stop_gradient(pi_actions), params)
         q_next = self.q_values(obs_n, jax.lax.stop_gradient(next_actions), params)
         q_data = self.q_values(obs, batch["actions"], params)
-        if cfg.calql:  # Cal-QL lower bound on policy actions only (METHOD.md §4)
+        if cfg.calql:  # Cal-QL lower bound on policy actions only (docs/method.md §4)
             bound = batch["mc_returns"][None, :, None]
             q_pi, q_next = jnp.maximum(q_pi, bound), jnp.maximum(q_next, bound)
         lse = cql_logsumexp(q_rand, q_pi, q_next, q_data, jax.lax.stop_gradient(log_pi),

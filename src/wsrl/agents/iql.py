@@ -1,4 +1,4 @@
-"""Implicit Q-Learning (METHOD.md §4): expectile value regression, TD critics on V(s'), AWR actor."""
+"""Implicit Q-Learning (docs/method.md §4): expectile value regression, TD critics on V(s'), AWR actor."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class IQLAgent(struct.PyTreeNode):
     def v(self, obs: jax.Array, params: Any = None) -> jax.Array:
         return self._value().apply({"params": self.value.params if params is None else params}, obs)
 
-    # --- losses (METHOD.md §4) ----------------------------------------------------------------------
+    # --- losses (docs/method.md §4) ----------------------------------------------------------------------
     def value_loss(self, params: Any, batch: Batch) -> tuple[jax.Array, Metrics]:
         q = jax.lax.stop_gradient(self.target_q(batch["observations"], batch["actions"]))
         v = self.v(batch["observations"], params)

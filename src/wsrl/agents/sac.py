@@ -1,4 +1,4 @@
-"""Ensemble SAC: the WSRL online learner, SAC (fast) from scratch, and the RLPD settings (METHOD.md §2, §5).
+"""Ensemble SAC: the WSRL online learner, SAC (fast) from scratch, and the RLPD settings (docs/method.md §2, §5).
 
 The agent is an immutable pytree. `update(agent, batch)` performs one high-UTD update in one jitted call:
 `utd` critic steps on disjoint minibatches (each followed by a Polyak target update) under `lax.scan`,
@@ -29,7 +29,7 @@ def critic_module(config: SACConfig, num: int) -> CriticEnsemble:
 
 
 def sample_critic_subset(key: jax.Array, num_critics: int, subset: int, replace: bool) -> jax.Array:
-    """Indices of the target critics whose minimum forms the TD target (METHOD.md §2.5)."""
+    """Indices of the target critics whose minimum forms the TD target (docs/method.md §2.5)."""
     if replace:
         return jax.random.randint(key, (subset,), 0, num_critics)
     return jax.random.choice(key, num_critics, (subset,), replace=False)
@@ -115,7 +115,7 @@ class SACAgent(struct.PyTreeNode):
         keys = jax.random.split(self.rng, num + 1)
         return self.replace(rng=keys[0]), (keys[1] if num == 1 else keys[1:])
 
-    # --- losses (METHOD.md §2.5-2.7) --------------------------------------------------------------
+    # --- losses (docs/method.md §2.5-2.7) --------------------------------------------------------------
     def next_state_value(self, batch: Batch, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Subset-min target Q at a' ~ pi(.|s') (max over sampled a' with the max-target backup)."""
         cfg = self.config
@@ -182,7 +182,7 @@ class SACAgent(struct.PyTreeNode):
         return agent, {**actor_metrics, **temp_metrics}
 
     def update(self, batch: Batch) -> tuple[SACAgent, Metrics]:
-        """High-UTD update on utd * batch_size transitions (METHOD.md §2.4)."""
+        """High-UTD update on utd * batch_size transitions (docs/method.md §2.4)."""
         utd, size = self.config.utd, self.config.batch_size
         minibatches = jax.tree.map(lambda x: x.reshape(utd, size, *x.shape[1:]), batch)
 

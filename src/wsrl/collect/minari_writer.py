@@ -7,6 +7,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import gymnasium as gym
 import numpy as np
@@ -39,11 +40,9 @@ def write_minari(dataset_id: str, episodes: list[dict[str, np.ndarray]], env: gy
                for i, e in enumerate(episodes)]
     family = task_family(env_id)
     reference = REFERENCE_SCORES.get(family) if family else None
-    previous = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
     try:
-        with warnings.catch_warnings():  # minari asks for author / permalink metadata we do not have
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(), mock.patch.dict(os.environ, {"MINARI_DATASETS_PATH": str(tmp_root)}):
+            warnings.simplefilter("ignore")  # minari asks for author / permalink metadata we do not have
             minari.create_dataset_from_buffers(
                 dataset_id, buffers, env=env_id, eval_env=env_id, algorithm_name=f"wsrl {description['recipe']}",
                 observation_space=env.observation_space, action_space=native,
@@ -56,9 +55,5 @@ def write_minari(dataset_id: str, episodes: list[dict[str, np.ndarray]], env: gy
     except ValueError as e:
         raise UserError(f"cannot write Minari dataset {dataset_id!r}: {e}") from None
     finally:
-        if previous is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = previous
         shutil.rmtree(tmp_root, ignore_errors=True)
     return target

@@ -1,4 +1,4 @@
-"""Read offline datasets: Minari directories (by id or path) and D4RL-style hdf5 files (METHOD.md §7)."""
+"""Read offline datasets: Minari directories (by id or path) and D4RL-style hdf5 files (docs/method.md §7)."""
 
 from __future__ import annotations
 

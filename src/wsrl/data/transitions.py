@@ -1,4 +1,4 @@
-"""Offline datasets as `Transitions`: per-episode alignment, reward transform, Monte-Carlo return-to-go (METHOD.md §7).
+"""Offline datasets as `Transitions`: episode alignment, reward transform, Monte-Carlo return-to-go (docs/method.md §7).
 
 The reward scale/bias of a preset is applied here and only here for datasets (`from_episodes`).
 """
@@ -46,7 +46,7 @@ class Transitions:
 
 
 def return_to_go(rewards: np.ndarray, gamma: float, sparse_failure_reward: float | None = None) -> np.ndarray:
-    """Discounted sum of future rewards within one episode, tail value 0 (METHOD.md §4, Cal-QL).
+    """Discounted sum of future rewards within one episode, tail value 0 (docs/method.md §4, Cal-QL).
 
     On sparse-reward tasks an episode whose every reward is the failure reward never succeeded:
     it gets failure_reward / (1 - gamma) at every step, the value of failing forever.

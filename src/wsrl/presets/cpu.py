@@ -12,7 +12,7 @@ rates, target entropy, CQL and reward settings — with these cuts, and nothing 
 - evaluation every 1000 steps with 5 episodes;
 - `cpu-maze` acts in PointMaze_UMaze-v3 by default (`wsrl compare` and `finetune --from` use the dataset's or
   the checkpoint's env anyway).
-They are the budgets of the comparisons reported for issue 5 (`wsrl compare --preset cpu|cpu-maze`).
+They are the budgets of the comparisons in docs/reproduce.md §2 (`wsrl compare --preset cpu|cpu-maze`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,14 @@ from wsrl.errors import UserError
 from wsrl.evaluation import evaluate
 from wsrl.runlog import ProgressBar, RunLogger
 from wsrl.train import rundir
-from wsrl.train.sources import ActionSource, BatchSource, EpisodeReturns, action_sources, batch_source
+from wsrl.train.sources import (
+    ActionSource,
+    BatchSource,
+    EpisodeReturns,
+    GuidedStart,
+    action_sources,
+    batch_source,
+)
 
 # Pre-training state that the online agent does not carry over: the CQL multiplier (docs/method.md §2.1).
 OFFLINE_ONLY_STATE = ("cql_lagrange",)
@@ -97,7 +104,8 @@ class OnlineRun:
 
     @property
     def guide(self) -> Agent | None:
-        return next((a.guide for a in self.actions if getattr(a, "guide", None) is not None), None)
+        """JSRL's guide policy, if the run has one (evaluations then also start with it)."""
+        return next((a.guide for a in self.actions if isinstance(a, GuidedStart)), None)
 
 
 @partial(jax.jit, donate_argnums=(1,))
@@ -173,9 +181,8 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     # Monte-Carlo returns also one full episode (docs/method.md §2.3).
     first_update = max(config.warmup_steps, agent.config.utd * agent.config.batch_size,
                        episode_limit if batches.returns is not None else 0) + 1
-    run = OnlineRun(config, env, eval_env, RunLogger(out), out, action_sources(config, action_dim, guide,
-                                                                                 episode_limit),
-                    batches, first_update, int(agent.critic.step))
+    actions = action_sources(config, action_dim, guide, episode_limit)
+    run = OnlineRun(config, env, eval_env, RunLogger(out), out, actions, batches, first_update, int(agent.critic.step))
     try:
         state = _start(run, agent, obs_dim, action_dim, episode_limit)
         _loop(run, state)
