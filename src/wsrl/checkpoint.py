@@ -32,19 +32,47 @@ def metadata(agent: Any, obs_dim: int, action_dim: int, env: str | None, env_ste
             **extra}
 
 
-def save(agent: Any, directory: str | Path, meta: dict[str, Any]) -> Path:
-    """Write `agent` and `meta` into `directory` atomically (replacing an older one of that name)."""
+def save(agent: Any, directory: str | Path, meta: dict[str, Any], files: dict[str, bytes] | None = None) -> Path:
+    """Write `agent`, `meta` and extra `files` into `directory` atomically (replacing an older one of that name).
+
+    The files are written into a temporary directory that is renamed into place: a kill during the write leaves
+    the previous checkpoints as they were; a failed write (disk full, permissions) is one UserError.
+    """
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    (tmp / AGENT_FILE).write_bytes(serialization.to_bytes(jax.device_get(agent)))
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        (tmp / AGENT_FILE).write_bytes(agent_bytes(agent))
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        for name, content in (files or {}).items():
+            (tmp / name).write_bytes(content)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write checkpoint {directory} ({e.strerror or e}); the earlier checkpoints are "
+                        "kept: free space or fix permissions, then `wsrl resume`") from None
     return directory
+
+
+def agent_bytes(agent: Any) -> bytes:
+    """The whole agent pytree, serialised (what agent.msgpack holds)."""
+    return serialization.to_bytes(jax.device_get(agent))
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """A run's complete checkpoints, oldest first."""
+    found = (p for p in (run_dir / "checkpoints").glob("step_*") if (p / AGENT_FILE).is_file())
+    return sorted(found, key=lambda p: int(p.name.split("_")[1])) if (run_dir / "checkpoints").is_dir() else []
+
+
+def prune(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints (0: keep all)."""
+    for old in checkpoints(run_dir)[:-keep] if keep else []:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve(path: str | Path) -> Path:
@@ -52,10 +80,7 @@ def resolve(path: str | Path) -> Path:
     path = Path(path)
     if (path / AGENT_FILE).is_file() and (path / META_FILE).is_file():
         return path
-    candidates = sorted(
-        (p for p in (path / "checkpoints").glob("step_*") if (p / AGENT_FILE).is_file()),
-        key=lambda p: int(p.name.split("_")[1]),
-    ) if (path / "checkpoints").is_dir() else []
+    candidates = checkpoints(path)
     if candidates:
         return candidates[-1]
     if not path.exists():
@@ -82,15 +107,16 @@ def load_for_env(path: str | Path, obs_dim: int, action_dim: int, env_id: str) -
     return directory, meta
 
 
-def restore(template: Any, directory: Path, drop: tuple[str, ...] = ()) -> Any:
+def restore(template: Any, directory: Path, drop: tuple[str, ...] = (), agent_file: str = AGENT_FILE) -> Any:
     """Load the checkpoint into an agent shaped like `template`; the shapes must match exactly.
 
     Top-level entries named in `drop` (state the template's agent does not have) are discarded.
     """
     try:
-        state = serialization.msgpack_restore((directory / AGENT_FILE).read_bytes())
+        state = serialization.msgpack_restore((directory / agent_file).read_bytes())
     except Exception as e:  # msgpack raises several unrelated types on corrupt input
-        raise UserError(f"checkpoint {directory}: corrupt {AGENT_FILE} ({type(e).__name__})") from None
+        raise UserError(f"checkpoint {directory}: corrupt or missing {agent_file} ({type(e).__name__}); "
+                        "resume from an earlier checkpoint") from None
     state = {k: v for k, v in state.items() if k not in drop} if isinstance(state, dict) else state
     expected = serialization.to_state_dict(template)
     mismatch = _first_mismatch(expected, state)

@@ -38,7 +38,7 @@ from wsrl.config import (
     class_flags,
     flag_values,
 )
-from wsrl.errors import UserError
+from wsrl.errors import Diverged, Stopped, UserError
 from wsrl.presets import DEFAULT_PRESET, PRESETS, offline_preset, online_preset
 from wsrl.presets.methods import METHODS, method
 
@@ -48,6 +48,7 @@ COMMANDS = {
     "pretrain": "pre-train Cal-QL, CQL or IQL on an offline dataset (Minari id/directory or D4RL hdf5)",
     "finetune": "fine-tune a checkpoint online with WSRL: warmup with the frozen policy, then ensemble SAC",
     "train": "train from scratch: the WSRL online learner without data (SAC fast), or RLPD with --method rlpd",
+    "resume": "continue an interrupted pretrain / train / finetune run from its newest checkpoint (--steps: extend)",
     "eval": "evaluate a checkpoint's deterministic policy",
     "compare": "pre-train once, run several methods x seeds, write results.csv, a table and comparison.png",
     "plot": "learning curves of run directories (mean and 95% bootstrap band over seeds) into a PNG",
@@ -201,19 +202,24 @@ def _run(command: str, args: Sequence[str]) -> int:
         from wsrl.train.offline import run_offline
 
         summary = run_offline(config, out, overwrite=parsed.overwrite, command=line)
-        steps = f"{summary['grad_steps']} gradient steps"
     else:
         from wsrl.train.online import run_online
 
         summary = run_online(config, out, init_from=known.from_path if command == "finetune" else None,
                              overwrite=parsed.overwrite, command=line)
-        steps = f"{summary['env_steps']} env steps, {summary['grad_steps']} gradient steps"
+    _report(summary, out)
+    return 0
+
+
+def _report(summary: dict[str, Any], out: str) -> None:
+    steps = f"{summary['grad_steps']} gradient steps"
+    if "env_steps" in summary:
+        steps = f"{summary['env_steps']} env steps, {steps}"
     final = summary["final_eval"]
     result = "no evaluation env" if not final else f"final eval return {final['eval_return']:.1f}"
     if final.get("eval_normalized_score") is not None:
         result += f" (normalised score {final['eval_normalized_score']:.1f})"
     print(f"done: {steps} in {summary['wall_time_s']:.0f}s; {result}; run directory {out}")
-    return 0
 
 
 # --- the other commands --------------------------------------------------------------------------------------
@@ -345,6 +351,22 @@ def _data(args: Sequence[str]) -> int:
 
 
 @dataclass(frozen=True)
+class ResumeCommand:
+    run: Annotated[Positional[str], _arg("run directory of a pretrain, train or finetune run")]
+    steps: int | None = None
+    """New budget (env steps online, gradient steps offline); None: the run's own."""
+
+
+def _resume(args: Sequence[str]) -> int:
+    parsed = _parse(ResumeCommand, args, "wsrl resume")
+    from wsrl.train.resume import resume
+
+    summary = resume(parsed.run, parsed.steps, shlex.join(["wsrl", "resume", *args]))
+    _report(summary, parsed.run)
+    return 0
+
+
+@dataclass(frozen=True)
 class EvalCommand:
     from_path: Annotated[str, _arg("run directory or checkpoint directory", name="from")]
     env: str | None = None
@@ -374,13 +396,23 @@ def _top_help() -> str:
 
 
 HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
-    "demo": _demo, "collect": _collect, "eval": _eval, "compare": _compare, "plot": _plot, "data": _data,
+    "demo": _demo, "collect": _collect, "eval": _eval, "resume": _resume, "compare": _compare, "plot": _plot,
+    "data": _data,
     **{command: (lambda a, c=command: _run(c, a)) for command in ("pretrain", "train", "finetune")},
 }
 
 
+def _compilation_cache() -> None:
+    """Keep XLA's compiled programs between runs (the next `wsrl` command with the same shapes starts seconds
+    sooner), unless the user chose a JAX cache setting."""
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wsrl" / "jax"
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    _compilation_cache()
     try:
         if not args or args[0] in ("-h", "--help"):
             print(_top_help())
@@ -392,6 +424,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"wsrl: error: {e}", file=sys.stderr)
         code = 2
+    except Stopped as e:
+        print(f"wsrl: {e}", file=sys.stderr)
+        code = e.code
+    except Diverged as e:
+        print(f"wsrl: {e}", file=sys.stderr)
+        code = 3
     except SystemExit as e:  # --help
         code = 0 if e.code is None else int(e.code)
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from wsrl.plots import plot_runs, read_run
 from wsrl.presets import PRESETS, offline_preset, online_preset
 from wsrl.presets.methods import METHODS
 from wsrl.train import rundir
+from wsrl.train.resume import resumable
 
 RESULT_COLUMNS = ("method", "seed", "score_start", "score_end", "auc", "regret", "run_dir")
 
@@ -97,9 +98,12 @@ def _wsrl(*args: str) -> list[str]:
 def _execute(command: list[str], run_dir: Path) -> None:
     """Run one wsrl command (its output into run_dir.log); a failure stops the comparison with its reason.
 
-    A run finished meanwhile (e.g. by another `compare` on the same directory) is not run again."""
+    A run finished meanwhile (e.g. by another `compare` on the same directory) is not run again; one that was
+    interrupted after a checkpoint continues from it (`wsrl resume`) instead of starting over."""
     if rundir.is_finished(run_dir):
         return
+    if resumable(run_dir):
+        command = _wsrl("resume", str(run_dir))
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = run_dir.parent / f"{run_dir.name}.log"
     with open(log, "w") as f:

@@ -248,7 +248,11 @@ class OnlineConfig:
     log_every: int = 1000
     """Write training metrics every this many env steps."""
     checkpoint_every: int = 0
-    """Save a checkpoint every this many env steps (0: only at the end)."""
+    """Save a checkpoint every this many env steps (0: by time only, and at the end)."""
+    checkpoint_minutes: float = 10.0
+    """Also save a checkpoint whenever this many minutes of work would otherwise be lost to a kill (0: off)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept in checkpoints/ (the newest; 0: all)."""
     buffer_capacity: int = 2_000_000
     """Replay buffer capacity (transitions)."""
     reward_scale: float = 1.0
@@ -275,7 +279,7 @@ class OnlineConfig:
 
     def validate(self) -> None:
         _require_at_least(self, 1, "steps", "eval_every", "eval_episodes", "log_every", "buffer_capacity")
-        _require_at_least(self, 0, "warmup_steps", "checkpoint_every")
+        _require_at_least(self, 0, "warmup_steps", "checkpoint_every", "checkpoint_minutes", "keep_checkpoints")
         if self.retention is not None:
             if not 0.0 <= self.retention.offline_ratio <= 1.0:
                 raise UserError(f"--offline-ratio must be in [0, 1], got {self.retention.offline_ratio}")
@@ -314,6 +318,12 @@ class OfflineConfig:
     """Episodes per evaluation (deterministic policy, unscaled rewards)."""
     log_every: int = 1000
     """Write training metrics every this many gradient steps."""
+    checkpoint_every: int = 0
+    """Save a checkpoint every this many gradient steps (0: by time only, and at the end)."""
+    checkpoint_minutes: float = 10.0
+    """Also save a checkpoint whenever this many minutes of work would otherwise be lost to a kill (0: off)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept in checkpoints/ (the newest; 0: all)."""
     reward_scale: float = 1.0
     """Dataset reward scale (applied once, when the dataset is loaded)."""
     reward_bias: float = 0.0
@@ -333,6 +343,7 @@ class OfflineConfig:
         if not self.dataset:
             raise UserError("--dataset is required: a Minari id or directory, or a D4RL hdf5 file")
         _require_at_least(self, 1, "steps", "eval_every", "eval_episodes", "log_every")
+        _require_at_least(self, 0, "checkpoint_every", "checkpoint_minutes", "keep_checkpoints")
         expected = IQLConfig if self.algo == "iql" else CQLConfig
         if not isinstance(self.agent, expected):
             raise UserError(f"--algo {self.algo} needs a {expected.__name__}, got a {type(self.agent).__name__}")

@@ -28,18 +28,38 @@ COLUMNS = (
 
 
 class RunLogger:
-    """Appends one row per call to metrics.csv and writes every numeric value to TensorBoard."""
+    """Appends one row per call to metrics.csv and writes every numeric value to TensorBoard.
 
-    def __init__(self, run_dir: Path):
-        self._file = open(run_dir / "metrics.csv", "w", newline="")  # noqa: SIM115 (closed in close())
-        self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
-        self._csv.writeheader()
-        self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+    `step_key` is the row's x value in TensorBoard (env_step online, grad_step offline). Resuming a run
+    (`resume_at`: the metrics.csv size and step its checkpoint recorded) drops every row written after that
+    checkpoint and tells TensorBoard to purge the events past it.
+    """
+
+    def __init__(self, run_dir: Path, step_key: str = "env_step", resume_at: tuple[int, int] | None = None):
+        path, self._step_key = run_dir / "metrics.csv", step_key
+        if resume_at is None:
+            self._file = open(path, "w", newline="")  # noqa: SIM115 (closed in close())
+            self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
+            self._csv.writeheader()
+            self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+        else:
+            size, step = resume_at
+            self._file = open(path, "r+", newline="")  # noqa: SIM115
+            self._file.truncate(size)
+            self._file.seek(size)
+            self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
+            self._tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1)
+        self._file.flush()
+
+    @property
+    def position(self) -> int:
+        """Bytes of metrics.csv written so far (what a checkpoint records)."""
+        return self._file.tell()
 
     def log(self, row: dict[str, Any]) -> None:
         self._csv.writerow(row)
         self._file.flush()
-        step = int(row["env_step"])
+        step = int(row[self._step_key])
         for key, value in row.items():
             if key not in ("env_step", "phase") and isinstance(value, int | float) and math.isfinite(value):
                 self._tb.add_scalar(key, value, step)
@@ -47,7 +67,6 @@ class RunLogger:
     def close(self) -> None:
         self._file.close()
         self._tb.close()
-
 
 
 class ProgressBar:

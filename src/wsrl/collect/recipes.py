@@ -155,7 +155,7 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
         online = OnlineConfig(env=config.env, steps=config.steps, seed=config.seed,
                               warmup_steps=min(5000, config.steps // 5),
                               warmup_policy="random", eval_every=config.ladder_eval_every, eval_episodes=5,
-                              checkpoint_every=config.ladder_eval_every, agent=sac)
+                              checkpoint_every=config.ladder_eval_every, keep_checkpoints=0, agent=sac)
         run_online(online, run_dir, overwrite=True, command=f"wsrl collect --recipe sac-ladder ({prefix})",
                    save_buffer=True)
     with open(run_dir / "metrics.csv") as f:

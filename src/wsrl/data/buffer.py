@@ -51,6 +51,24 @@ class ReplayBuffer(struct.PyTreeNode):
         order = np.arange(size) if size < self.capacity else (np.arange(size) + pointer) % self.capacity
         return {k: np.asarray(v)[order] for k, v in self.data.items()}
 
+    def rows(self) -> dict[str, np.ndarray]:
+        """The filled rows in storage order plus the ring pointer: what a checkpoint keeps."""
+        size = int(self.size)
+        return {**{k: np.asarray(v[:size]) for k, v in self.data.items()}, "pointer": np.asarray(self.pointer)}
+
+    def with_rows(self, rows: dict[str, np.ndarray]) -> ReplayBuffer:
+        """This (empty) buffer holding `rows` (from `rows()`) at the same positions.
+
+        A buffer that is full keeps its ring pointer; one with room left (also a full one moved into a larger
+        buffer, when a run's budget is extended) continues after its last row.
+        """
+        size = len(rows["rewards"])
+        if size > self.capacity:
+            raise ValueError(f"{size} stored transitions do not fit a buffer of capacity {self.capacity}")
+        data = {k: v.at[:size].set(jnp.asarray(rows[k], v.dtype)) for k, v in self.data.items()}
+        pointer = int(rows["pointer"]) if size == self.capacity else size
+        return self.replace(data=data, size=jnp.asarray(size, jnp.int32), pointer=jnp.asarray(pointer, jnp.int32))
+
     def set_returns(self, idx: jax.Array, values: jax.Array) -> ReplayBuffer:
         """Write Monte-Carlo returns at rows `idx`; indices >= capacity (padding) are ignored."""
         data = {**self.data, "mc_returns": self.data["mc_returns"].at[idx].set(values, mode="drop")}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import gymnasium as gym
 import jax
 
 from wsrl import checkpoint
+from wsrl.agents import agent_from_meta
 from wsrl.agents.common import Agent
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
@@ -19,10 +23,18 @@ from wsrl.config import OfflineConfig
 from wsrl.data.loaders import RawDataset, read_dataset, task_transitions
 from wsrl.data.transitions import Transitions
 from wsrl.envs import make_env, space_dims
-from wsrl.errors import UserError
+from wsrl.errors import Diverged, Stopped, UserError
 from wsrl.evaluation import evaluate
 from wsrl.runlog import ProgressBar, RunLogger
 from wsrl.train import rundir
+from wsrl.train.lifecycle import (
+    CheckpointClock,
+    StopRequest,
+    check_metrics,
+    check_parameters,
+    stop_signals,
+)
+from wsrl.train.online import LOOP_FILE, LOOP_FORMAT
 
 
 def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
@@ -61,45 +73,133 @@ def create_agent(config: OfflineConfig, obs_dim: int, action_dim: int) -> Agent:
                            config.seed)
 
 
-def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False, command: str = "") -> dict[str, Any]:
-    """Pre-train into run directory `out`; returns the summary also written to summary.json."""
+@dataclass(frozen=True)
+class OfflineRun:
+    """What stays fixed while pre-training: config, data, evaluation env, output."""
+
+    config: OfflineConfig
+    data: dict[str, jax.Array]
+    eval_env: gym.Env | None
+    env_id: str | None
+    reference: tuple[float, float] | None
+    dims: tuple[int, int]
+    logger: RunLogger
+    out: Path
+    clock: CheckpointClock
+    stop: StopRequest
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _prepare(config: OfflineConfig) -> tuple[RawDataset, Transitions, gym.Env | None]:
+    """Read the dataset under the config's conventions and make the evaluation env (checked against the data)."""
     config.validate()
-    out = Path(out)
     raw = read_dataset(config.dataset)
     transitions = dataset_transitions(config, raw)
     obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
-    env_id, eval_env = config.env or raw.env_id, _eval_env(config, raw)
+    eval_env = _eval_env(config, raw)
     if eval_env is not None and space_dims(eval_env) != (obs_dim, action_dim):
-        raise UserError(f"dataset {config.dataset} has observation/action dims {obs_dim}/{action_dim} but {env_id} "
-                        f"has {space_dims(eval_env)[0]}/{space_dims(eval_env)[1]}; pass the env it was collected in")
+        raise UserError(f"dataset {config.dataset} has observation/action dims {obs_dim}/{action_dim} but "
+                        f"{config.env or raw.env_id} has {space_dims(eval_env)[0]}/{space_dims(eval_env)[1]}; pass "
+                        "the env it was collected in")
+    return raw, transitions, eval_env
+
+
+def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False, command: str = "") -> dict[str, Any]:
+    """Pre-train into run directory `out`; returns the summary also written to summary.json."""
+    out = Path(out)
+    raw, transitions, eval_env = _prepare(config)
+    obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
     agent = create_agent(config, obs_dim, action_dim)
-    data = jax.device_put({k: v for k, v in transitions.as_dict().items() if k != "dones"})
     rundir.prepare(out, overwrite)
-    rundir.write_config(out, config, command, dataset_transitions=len(transitions), eval_env=env_id)
-    logger = RunLogger(out)
-    start, last_eval = time.perf_counter(), {}
+    rundir.write_config(out, config, command, kind="offline", dataset_transitions=len(transitions),
+                        eval_env=config.env or raw.env_id)
+    return _train(config, out, raw, transitions, eval_env, RunLogger(out, "grad_step"),
+                  {"agent": agent, "step": 0, "last_eval": {}, "wall_time": 0.0})
 
-    def row(step: int, extra: dict[str, Any]) -> dict[str, Any]:
-        return {"env_step": 0, "grad_step": step, "phase": "offline", "wall_time": time.perf_counter() - start, **extra}
 
+def resume_offline(out: Path, config: OfflineConfig, directory: Path, on_start: Callable[[], None]) -> dict[str, Any]:
+    """Continue pre-training in `out` from its checkpoint `directory` up to `config.steps`; `on_start` runs once all
+    input was checked."""
+    raw, transitions, eval_env = _prepare(config)
+    obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
+    directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim, config.env or raw.env_id or "the data")
     try:
-        with ProgressBar(config.steps, f"{config.algo} offline") as progress:
-            for step in range(1, config.steps + 1):
-                agent, metrics = _offline_update(agent, data)
-                if step % config.log_every == 0:
-                    logger.log(row(step, {k: float(v) for k, v in metrics.items()}))
-                if eval_env is not None and (step % config.eval_every == 0 or step == config.steps):
-                    last_eval = evaluate(agent, eval_env, config.eval_episodes, rundir.eval_seed(config.seed), env_id,
-                                         raw.reference)
-                    logger.log(row(step, last_eval))
-                progress.advance(step, last_eval.get("eval_return"))
-    finally:
-        logger.close()
-        if eval_env is not None:
-            eval_env.close()
-    checkpoint.save(agent, out / "checkpoints" / f"step_{config.steps}",
-                    checkpoint.metadata(agent, obs_dim, action_dim, env_id, 0, dataset=config.dataset))
-    summary = {"dataset": config.dataset, "algo": config.algo, "grad_steps": config.steps,
-               "wall_time_s": time.perf_counter() - start, "final_eval": last_eval}
+        record = json.loads((directory / LOOP_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"checkpoint {directory}: no readable {LOOP_FILE} ({e}); it was not written by a resumable "
+                        "run") from None
+    agent = checkpoint.restore(agent_from_meta(meta), directory)
+    on_start()
+    logger = RunLogger(out, "grad_step", resume_at=(record["metrics_bytes"], record["step"]))
+    return _train(config, out, raw, transitions, eval_env, logger, {**record, "agent": agent})
+
+
+def _train(config: OfflineConfig, out: Path, raw: RawDataset, transitions: Transitions, eval_env: gym.Env | None,
+           logger: RunLogger, state: dict[str, Any]) -> dict[str, Any]:
+    """The pre-training loop from `state` (agent, step, last_eval, wall_time) to config.steps."""
+    data = jax.device_put({k: v for k, v in transitions.as_dict().items() if k != "dones"})
+    dims = (transitions.observations.shape[1], transitions.actions.shape[1])
+    with stop_signals() as stop:
+        run = OfflineRun(config, data, eval_env, config.env or raw.env_id, raw.reference, dims, logger, out,
+                         CheckpointClock(config.checkpoint_every, config.checkpoint_minutes), stop)
+        try:
+            _loop(run, state)
+            _save(run, state)
+        except Diverged as e:
+            rundir.write_summary(out, {"dataset": config.dataset, "algo": config.algo, "grad_steps": state["step"],
+                                       "diverged": {"step": e.step, "quantity": e.quantity}})
+            raise
+        finally:
+            logger.close()
+            if eval_env is not None:
+                eval_env.close()
+    summary = {"dataset": config.dataset, "algo": config.algo, "grad_steps": state["step"],
+               "wall_time_s": _elapsed(run, state), "final_eval": state["last_eval"]}
     rundir.write_summary(out, summary)
     return summary
+
+
+def _elapsed(run: OfflineRun, state: dict[str, Any]) -> float:
+    return state["wall_time"] + time.perf_counter() - run.started
+
+
+def _loop(run: OfflineRun, state: dict[str, Any]) -> None:
+    """Update, log, evaluate, checkpoint: once per gradient step."""
+    config = run.config
+    with ProgressBar(config.steps, f"{config.algo} offline") as progress:
+        while state["step"] < config.steps:
+            state["agent"], metrics = _offline_update(state["agent"], run.data)
+            state["step"] = step = state["step"] + 1
+            if step % config.log_every == 0:
+                values = {k: float(v) for k, v in metrics.items()}
+                run.logger.log(_row(run, state, values))
+                check_metrics(step, values)
+            if run.eval_env is not None and (step % config.eval_every == 0 or step == config.steps):
+                state["last_eval"] = evaluate(state["agent"], run.eval_env, config.eval_episodes,
+                                              rundir.eval_seed(config.seed), run.env_id, run.reference)
+                run.logger.log(_row(run, state, state["last_eval"]))
+            if run.clock.due(step) or run.stop.signal:
+                _save(run, state)
+            if run.stop.signal:
+                raise Stopped(run.stop.exit_code, f"stopped at gradient step {step} after writing a checkpoint; "
+                                                  f"continue with `wsrl resume {run.out}`")
+            progress.advance(step, state["last_eval"].get("eval_return"))
+
+
+def _row(run: OfflineRun, state: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    return {"env_step": 0, "grad_step": state["step"], "phase": "offline", "wall_time": _elapsed(run, state), **extra}
+
+
+def _save(run: OfflineRun, state: dict[str, Any]) -> None:
+    """A checkpoint that `wsrl resume` continues exactly (the agent holds the batch-sampling rng)."""
+    step, agent = state["step"], state["agent"]
+    directory = run.out / "checkpoints" / f"step_{step}"
+    if directory.is_dir():
+        return
+    check_parameters(step, agent)
+    record = {"format": LOOP_FORMAT, "step": step, "last_eval": state["last_eval"],
+              "metrics_bytes": run.logger.position, "wall_time": _elapsed(run, state)}
+    checkpoint.save(agent, directory, checkpoint.metadata(agent, *run.dims, run.env_id, 0, dataset=run.config.dataset),
+                    {LOOP_FILE: json.dumps(record).encode()})
+    checkpoint.prune(run.out, run.config.keep_checkpoints)
+    run.clock.saved()

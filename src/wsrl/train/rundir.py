@@ -40,7 +40,13 @@ def prepare(out: Path, overwrite: bool) -> None:
         if not overwrite:
             raise UserError(f"--out {out} already holds files; choose another directory or pass --overwrite")
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".wsrl-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"--out {out} cannot be written ({e.strerror or e}); choose a writable directory") from None
 
 
 def write_config(out: Path, config: Any, command: str, **extra: Any) -> None:
