@@ -68,3 +68,18 @@ def test_compare_refuses_flags_that_would_override_a_methods_settings(tmp_path, 
                  "1", "--out", str(tmp_path / "c"), "--warmup-steps", "100"]) == 2
     assert "--warmup-steps would override what --methods wsrl-no-warmup set" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
+    from wsrl import compare
+
+    run = tmp_path / "runs" / "wsrl_seed0"
+    assert main(["train", "--env", "Hopper-v5", "--steps", "20", "--warmup-steps", "20", "--out", str(run),
+                 "--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "--num-critics", "2", "--eval-episodes",
+                 "1"]) == 0
+    (run / "summary.json").unlink()  # as if killed after its last checkpoint
+    started = []
+    monkeypatch.setattr(compare.subprocess, "run", lambda command, **kw: started.append(command) or
+                        subprocess.CompletedProcess(command, 0))
+    compare._execute(compare._wsrl("train", "--out", str(run), "--overwrite"), run)
+    assert started == [compare._wsrl("resume", str(run))]

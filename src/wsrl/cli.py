@@ -402,17 +402,8 @@ HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
 }
 
 
-def _compilation_cache() -> None:
-    """Keep XLA's compiled programs between runs (the next `wsrl` command with the same shapes starts seconds
-    sooner), unless the user chose a JAX cache setting."""
-    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wsrl" / "jax"
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    _compilation_cache()
     try:
         if not args or args[0] in ("-h", "--help"):
             print(_top_help())
