@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar, Protocol, Self
 
 import jax
@@ -37,12 +36,6 @@ class TrainState(struct.PyTreeNode):
     def polyak_update(self, tau: float) -> TrainState:
         target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, self.params, self.target_params)
         return self.replace(target_params=target)
-
-
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def initialise(cls: type, config: Any, obs_dim: int, action_dim: int, seed: int) -> Any:
-    """`cls.init(...)` compiled as one program: initialising op by op costs seconds per agent on CPU."""
-    return cls.init(config, obs_dim, action_dim, jnp.asarray(seed, jnp.int32))
 
 
 class Agent(Protocol):

@@ -44,7 +44,7 @@ class CQLAgent(SACAgent):
         return "calql" if self.config.calql else "cql"
 
     @classmethod
-    def init(cls, config: CQLConfig, obs_dim: int, action_dim: int, seed: jax.Array) -> CQLAgent:
+    def init(cls, config: CQLConfig, obs_dim: int, action_dim: int, seed: int) -> CQLAgent:
         agent = super().init(config, obs_dim, action_dim, seed)
         if not config.cql_autotune:
             return agent

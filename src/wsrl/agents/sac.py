@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from wsrl.agents.common import Batch, Metrics, TrainState, initialise
+from wsrl.agents.common import Batch, Metrics, TrainState
 from wsrl.config import SACConfig
 from wsrl.nets import CriticEnsemble, TanhGaussianPolicy, Temperature, tanh_gaussian_sample
 
@@ -78,10 +78,10 @@ class SACAgent(struct.PyTreeNode):
     @classmethod
     def create(cls, config: SACConfig, obs_dim: int, action_dim: int, seed: int) -> SACAgent:
         config.validate()
-        return initialise(cls, config, obs_dim, action_dim, seed)
+        return cls.init(config, obs_dim, action_dim, seed)
 
     @classmethod
-    def init(cls, config: SACConfig, obs_dim: int, action_dim: int, seed: jax.Array) -> SACAgent:
+    def init(cls, config: SACConfig, obs_dim: int, action_dim: int, seed: int) -> SACAgent:
         rng, actor_key, critic_key, temp_key = jax.random.split(jax.random.PRNGKey(seed), 4)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, action_dim), jnp.float32)

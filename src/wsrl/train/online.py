@@ -77,8 +77,9 @@ class EpisodeStats:
         self.success = None if success is None else bool(self.success) or success
 
     def end(self) -> None:
-        self.last_return, self.finished, self.successes = self.raw_return, self.finished + 1, self.successes + bool(
-            self.success)
+        self.last_return = self.raw_return
+        self.finished += 1
+        self.successes += bool(self.success)
         self.length, self.raw_return, self.success = 0, 0.0, None
 
 
