@@ -30,7 +30,10 @@ case "${1:-}" in
   test)
     setup
     shift
-    .venv/bin/python -m pytest tests "$@"
+    # The resume tests in a process of their own: one long session compiling every test's programs crashed jax 0.10.2
+    # (CPU) in its last tests; each half passes alone.
+    .venv/bin/python -m pytest tests --ignore=tests/test_resume.py "$@"
+    .venv/bin/python -m pytest tests/test_resume.py "$@"
     ;;
   *)
     echo "usage: bash dev.sh demo|test" >&2
