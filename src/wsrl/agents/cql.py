@@ -44,8 +44,8 @@ class CQLAgent(SACAgent):
         return "calql" if self.config.calql else "cql"
 
     @classmethod
-    def init(cls, config: CQLConfig, obs_dim: int, action_dim: int, seed: int) -> CQLAgent:
-        agent = super().init(config, obs_dim, action_dim, seed)
+    def create(cls, config: CQLConfig, obs_dim: int, action_dim: int, seed: int) -> CQLAgent:
+        agent = super().create(config, obs_dim, action_dim, seed)
         if not config.cql_autotune:
             return agent
         params = Temperature(config.cql_initial_alpha).init(jax.random.PRNGKey(seed + 1))["params"]

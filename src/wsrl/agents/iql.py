@@ -42,10 +42,6 @@ class IQLAgent(struct.PyTreeNode):
     @classmethod
     def create(cls, config: IQLConfig, obs_dim: int, action_dim: int, seed: int) -> IQLAgent:
         config.validate()
-        return cls.init(config, obs_dim, action_dim, seed)
-
-    @classmethod
-    def init(cls, config: IQLConfig, obs_dim: int, action_dim: int, seed: int) -> IQLAgent:
         rng, actor_key, critic_key, value_key = jax.random.split(jax.random.PRNGKey(seed), 4)
         obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
         agent = cls(actor=None, critic=None, value=None, rng=rng, config=config, action_dim=action_dim)

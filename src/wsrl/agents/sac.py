@@ -78,10 +78,6 @@ class SACAgent(struct.PyTreeNode):
     @classmethod
     def create(cls, config: SACConfig, obs_dim: int, action_dim: int, seed: int) -> SACAgent:
         config.validate()
-        return cls.init(config, obs_dim, action_dim, seed)
-
-    @classmethod
-    def init(cls, config: SACConfig, obs_dim: int, action_dim: int, seed: int) -> SACAgent:
         rng, actor_key, critic_key, temp_key = jax.random.split(jax.random.PRNGKey(seed), 4)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, action_dim), jnp.float32)
