@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, Protocol, Self
 
 import jax
@@ -11,6 +12,13 @@ from flax import struct
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
+
+
+@functools.cache
+def adam(learning_rate: float) -> optax.GradientTransformation:
+    """One Adam per learning rate, shared by every agent: the optimiser is static in the jitted update, so
+    agents built separately (another seed, a restored checkpoint) reuse its compiled program."""
+    return optax.adam(learning_rate)
 
 
 class TrainState(struct.PyTreeNode):
@@ -23,7 +31,8 @@ class TrainState(struct.PyTreeNode):
     tx: optax.GradientTransformation = struct.field(pytree_node=False, default=None)
 
     @classmethod
-    def create(cls, params: Any, tx: optax.GradientTransformation, with_target: bool = False) -> TrainState:
+    def create(cls, params: Any, learning_rate: float, with_target: bool = False) -> TrainState:
+        tx = adam(learning_rate)
         target = jax.tree.map(jnp.copy, params) if with_target else None
         return cls(params=params, opt_state=tx.init(params), step=jnp.zeros((), jnp.int32),
                    target_params=target, tx=tx)

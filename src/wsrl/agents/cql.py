@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from wsrl.agents.common import Batch, Metrics, TrainState
 from wsrl.agents.sac import SACAgent, gather_critics, sample_critic_subset
@@ -49,7 +48,7 @@ class CQLAgent(SACAgent):
         if not config.cql_autotune:
             return agent
         params = Temperature(config.cql_initial_alpha).init(jax.random.PRNGKey(seed + 1))["params"]
-        return agent.replace(cql_lagrange=TrainState.create(params, optax.adam(config.cql_alpha_lr)))
+        return agent.replace(cql_lagrange=TrainState.create(params, config.cql_alpha_lr))
 
     def cql_alpha_value(self, params: Any = None) -> jax.Array:
         if self.cql_lagrange is None:

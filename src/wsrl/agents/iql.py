@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from wsrl.agents.common import Batch, Metrics, TrainState
@@ -46,10 +45,10 @@ class IQLAgent(struct.PyTreeNode):
         obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
         agent = cls(actor=None, critic=None, value=None, rng=rng, config=config, action_dim=action_dim)
         return agent.replace(
-            actor=TrainState.create(agent._actor().init(actor_key, obs)["params"], optax.adam(config.actor_lr)),
+            actor=TrainState.create(agent._actor().init(actor_key, obs)["params"], config.actor_lr),
             critic=TrainState.create(agent._critic().init(critic_key, obs, act)["params"],
-                                     optax.adam(config.critic_lr), with_target=True),
-            value=TrainState.create(agent._value().init(value_key, obs)["params"], optax.adam(config.value_lr)),
+                                     config.critic_lr, with_target=True),
+            value=TrainState.create(agent._value().init(value_key, obs)["params"], config.value_lr),
         )
 
     @property

@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from wsrl.agents.common import Batch, Metrics, TrainState
@@ -85,9 +84,9 @@ class SACAgent(struct.PyTreeNode):
         critic_params = critic_module(config, config.num_critics).init(critic_key, obs, act)["params"]
         temp_params = Temperature(config.initial_temperature).init(temp_key)["params"]
         return cls(
-            actor=TrainState.create(actor_params, optax.adam(config.actor_lr)),
-            critic=TrainState.create(critic_params, optax.adam(config.critic_lr), with_target=True),
-            temperature=TrainState.create(temp_params, optax.adam(config.temperature_lr)),
+            actor=TrainState.create(actor_params, config.actor_lr),
+            critic=TrainState.create(critic_params, config.critic_lr, with_target=True),
+            temperature=TrainState.create(temp_params, config.temperature_lr),
             rng=rng,
             config=config,
             action_dim=action_dim,
