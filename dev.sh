@@ -30,10 +30,18 @@ case "${1:-}" in
   test)
     setup
     shift
-    # The resume tests in a process of their own: one long session compiling every test's programs crashed jax 0.10.2
-    # (CPU) in its last tests; each half passes alone.
-    .venv/bin/python -m pytest tests --ignore=tests/test_resume.py "$@"
-    .venv/bin/python -m pytest tests/test_resume.py "$@"
+    # The resume tests in a pytest process of their own, beside the others (one long session compiling every
+    # test's programs crashed jax 0.10.2 on CPU; the resume tests mostly wait on the processes they kill).
+    log=$(mktemp)
+    .venv/bin/python -m pytest tests/test_resume.py "$@" >"$log" 2>&1 &
+    resume_pid=$!
+    status=0
+    .venv/bin/python -m pytest tests --ignore=tests/test_resume.py "$@" || status=$?
+    wait "$resume_pid" || status=$((status ? status : $?))
+    echo "--- tests/test_resume.py ---"
+    cat "$log"
+    rm -f "$log"
+    exit "$status"
     ;;
   *)
     echo "usage: bash dev.sh demo|test" >&2

@@ -14,19 +14,23 @@ def layer_norm(x, scale, bias):
 
 
 def critic_ensemble(params, obs, actions, layer_norm_on=True):
-    """Q-values (num, B) of the stacked-weights ensemble, one member at a time."""
+    """Q-values (num, B) of the stacked-weights ensemble, one member at a time: each member's MLP, then the
+    value head all members share (`shared_head_*`) or the member's own (its last `kernel_i`)."""
     params = {k: np.asarray(v) for k, v in params.items()}
     num = params["kernel_0"].shape[0]
-    depth = sum(k.startswith("kernel_") for k in params)
+    layers = sum(k.startswith("kernel_") for k in params)
+    shared = "shared_head_kernel" in params
     out = []
     for e in range(num):
         x = np.concatenate([obs, actions], -1)
-        for i in range(depth):
+        for i in range(layers):
             x = x @ params[f"kernel_{i}"][e] + params[f"bias_{i}"][e]
-            if i < depth - 1:
+            if i < layers - 1 or shared:
                 if layer_norm_on:
                     x = layer_norm(x, params[f"norm_scale_{i}"][e, 0], params[f"norm_bias_{i}"][e, 0])
                 x = np.maximum(x, 0)
+        if shared:
+            x = x @ params["shared_head_kernel"] + params["shared_head_bias"]
         out.append(x[..., 0])
     return np.stack(out)
 

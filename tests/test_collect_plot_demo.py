@@ -96,7 +96,7 @@ def test_plot_two_seeds_of_a_run_into_a_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
-def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys):
+def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys, optimised_xla):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["quick"] and summary["online_steps"] == 1500

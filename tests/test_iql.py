@@ -1,7 +1,10 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpy_ref
+import pytest
 from helpers import ACTION_DIM, OBS_DIM, random_batch
 
 from wsrl.agents.iql import IQLAgent, awr_weights, expectile_loss
@@ -56,8 +59,8 @@ def test_iql_losses_match_numpy():
 
     actor_loss, _ = agent.actor_loss(agent.actor.params, batch, jax.random.PRNGKey(0))
     p = host(agent.actor.params)
-    mean = np.tanh(mlp(p["MLP_0"], b["observations"]) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"])
-    std = np.exp(np.clip(p["log_std"], -5, 2))
+    mean = mlp(p["MLP_0"], b["observations"]) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]  # no tanh
+    std = np.clip(np.exp(p["log_std"]), 1e-5, 10.0)
     log_prob = np.sum(-0.5 * ((b["actions"] - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi), -1)
     weights = np.minimum(np.exp(2.0 * (q_target - v)), 100.0)
     np.testing.assert_allclose(actor_loss, -np.mean(weights * log_prob), rtol=1e-4)
@@ -71,3 +74,16 @@ def test_iql_update_steps_every_network_and_dropout_only_in_training():
     assert {"value_loss", "critic_loss", "actor_loss", "awr_weight_mean"} <= set(metrics)
     obs = random_batch(6)["observations"]
     np.testing.assert_array_equal(agent.eval_actions(obs), agent.eval_actions(obs))  # deterministic at eval
+
+
+@pytest.mark.parametrize("step_all", [True, False])
+def test_critics_regress_to_the_value_before_its_step_only_with_step_all_optimizers(step_all):
+    """The reference code takes every gradient at the same parameters; the clean variant reads the new V."""
+    agent = IQLAgent.create(dataclasses.replace(TINY_IQL, step_all_optimizers=step_all), OBS_DIM, ACTION_DIM, 0)
+    batch = random_batch(6)
+    new, _ = jax.jit(lambda a, b: a.update(b))(agent, batch)
+    judge = agent if step_all else agent.replace(value=new.value)
+    grads, _ = jax.grad(judge.critic_loss, has_aux=True)(agent.critic.params, batch)
+    for got, want in zip(jax.tree.leaves(new.critic.params),
+                         jax.tree.leaves(agent.critic.apply_gradients(grads).params), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)

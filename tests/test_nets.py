@@ -1,8 +1,11 @@
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpy_ref
+import pytest
 
 from wsrl.nets import CriticEnsemble, Temperature, layer_norm, tanh_gaussian_sample
 
@@ -26,11 +29,15 @@ def test_layer_norm_matches_flax_values_and_gradients():
         np.testing.assert_allclose(g_ours, g_ref, rtol=1e-4, atol=1e-5)
 
 
-def test_critic_ensemble_members_are_independent_numpy_mlps():
-    module = CriticEnsemble(num=3, hidden_dims=(6, 5))
+@pytest.mark.parametrize("shared_head", [True, False])
+def test_critic_ensemble_members_are_independent_numpy_mlps(shared_head):
+    module = CriticEnsemble(num=3, hidden_dims=(6, 5), shared_head=shared_head)
     rng = np.random.default_rng(0)
     obs, actions = rng.normal(size=(4, 3)).astype(np.float32), rng.uniform(-1, 1, (4, 2)).astype(np.float32)
     params = module.init(jax.random.PRNGKey(0), obs, actions)["params"]
+    heads = {k: v.shape for k, v in params.items() if "head" in k or k.endswith("_2")}
+    assert heads == ({"shared_head_kernel": (5, 1), "shared_head_bias": (1,)} if shared_head else
+                     {"kernel_2": (3, 5, 1), "bias_2": (3, 1)})
     q = module.apply({"params": params}, obs, actions)
     assert q.shape == (3, 4)
     np.testing.assert_allclose(q, numpy_ref.critic_ensemble(params, obs, actions), rtol=1e-4, atol=1e-5)
@@ -58,3 +65,38 @@ def test_temperature_is_softplus_of_lagrange_and_starts_at_initial_value():
     np.testing.assert_allclose(module.apply({"params": params}), 1.0, rtol=1e-6)
     params = {"lagrange": jnp.asarray(-3.0)}
     np.testing.assert_allclose(module.apply({"params": params}), numpy_ref.softplus(-3.0), rtol=1e-6)
+
+
+def singular_values(kernel) -> np.ndarray:
+    return np.linalg.svd(np.asarray(kernel, np.float64), compute_uv=False)
+
+
+def test_init_scales_are_the_reference_codes():
+    """Orthogonal sqrt 2 everywhere, the last hidden layer of policy and critics at 1e-2 instead (not times sqrt 2),
+    output heads sqrt 2; IQL's MLPs variance scaling (docs/method.md §2.9)."""
+    from helpers import ACTION_DIM, OBS_DIM
+
+    from wsrl.agents.iql import IQLAgent
+    from wsrl.agents.sac import SACAgent
+    from wsrl.config import IQLConfig, SACConfig
+
+    config = SACConfig(actor_hidden_dims=(16, 16), critic_hidden_dims=(16, 16), num_critics=3)
+    sac = SACAgent.create(config, OBS_DIM, ACTION_DIM, seed=0)
+    actor, critic = sac.actor.params, sac.critic.params
+    sqrt2 = np.sqrt(2.0)
+    for kernel, scale in [(actor["MLP_0"]["Dense_0"]["kernel"], sqrt2), (actor["MLP_0"]["Dense_1"]["kernel"], 1e-2),
+                          (actor["Dense_0"]["kernel"], sqrt2), (actor["Dense_1"]["kernel"], sqrt2),
+                          *[(critic["kernel_0"][e], sqrt2) for e in range(3)],
+                          *[(critic["kernel_1"][e], 1e-2) for e in range(3)], (critic["shared_head_kernel"], sqrt2)]:
+        np.testing.assert_allclose(singular_values(kernel), scale, rtol=1e-4)
+    unscaled = SACAgent.create(dataclasses.replace(config, last_hidden_init_scale=None), OBS_DIM, ACTION_DIM, 0)
+    np.testing.assert_allclose(singular_values(unscaled.critic.params["kernel_1"][0]), sqrt2, rtol=1e-4)
+
+    iql = IQLAgent.create(IQLConfig(actor_hidden_dims=(64, 64), critic_hidden_dims=(64, 64)), OBS_DIM, ACTION_DIM, 0)
+    policy_mlp = iql.actor.params["MLP_0"]
+    for kernel, scale in [(policy_mlp["Dense_0"]["kernel"], 1.0), (policy_mlp["Dense_1"]["kernel"], 1e-2),
+                          (iql.value.params["MLP_0"]["Dense_1"]["kernel"], 1.0),
+                          (iql.critic.params["kernel_1"][1], 1.0)]:
+        limit = np.sqrt(3.0 * scale / np.mean(kernel.shape))  # uniform(-limit, limit), fan_avg
+        assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit
+    np.testing.assert_allclose(singular_values(iql.critic.params["shared_head_kernel"]), sqrt2, rtol=1e-4)

@@ -29,7 +29,8 @@ def test_presets_hold_the_papers_numbers(family):
     assert (on.reward_scale, on.reward_bias) == (r_scale, r_bias)
     for agent in (off.agent, on.agent):
         assert (agent.critic_hidden_dims, agent.actor_hidden_dims) == (critic, actor)
-        assert (agent.actor_last_hidden_init_scale, agent.policy_std) == (scale, std)
+        assert (agent.last_hidden_init_scale, agent.policy_std) == (scale, std)
+        assert agent.shared_value_head and agent.step_all_optimizers  # as the reference code (method.md §2.9)
         assert (agent.num_critics, agent.critic_subset, agent.subset_with_replacement) == (10, 2, True)
         assert agent.actor_layer_norm and agent.critic_layer_norm
         assert (agent.gamma, agent.tau, agent.backup_actions) == (0.99, 5e-3, 10)
@@ -57,7 +58,7 @@ def test_presets_hold_the_papers_numbers(family):
     assert (iql.expectile, iql.awr_temperature, iql.actor_dropout) == (expectile, temperature, dropout)
     assert (iql.num_critics, iql.critic_hidden_dims, iql.actor_lr, iql.critic_lr, iql.value_lr, iql.tau) == (
         2, (256, 256), 3e-4, 3e-4, 3e-4, 5e-3)
-    assert iql.actor_last_hidden_init_scale == 1e-2
+    assert iql.actor_last_hidden_init_scale == 1e-2 and iql.step_all_optimizers
 
 
 @pytest.mark.parametrize("family", ["antmaze", "adroit"])

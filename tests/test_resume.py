@@ -160,7 +160,8 @@ def test_sigterm_checkpoints_the_current_step_and_resume_extends_the_budget(tmp_
     assert config["config"]["steps"] == stopped_at + 60 and len(config["resumed"]) == 2
 
 
-def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo logs the non-finite actions to ./MUJOCO_LOG.TXT
     out = tmp_path / "run"
     code = main(["train", "--env", "Hopper-v5", "--steps", "300", "--warmup-steps", "30", *NETS, "--utd", "2",
                  "--reward-scale", "1e38", "--eval-episodes", "1", "--log-every", "10", "--checkpoint-every", "10",

@@ -106,11 +106,16 @@ def test_temperature_rises_when_entropy_is_below_target_and_falls_above():
     np.testing.assert_allclose(loss, numpy_ref.softplus(lam) * 2.0, rtol=1e-5)
 
 
-def test_high_utd_update_counts_steps_and_polyak_updates_targets_after_each_critic_step():
-    agent = make_agent()
+@pytest.mark.parametrize("step_all", [True, False])
+def test_high_utd_update_counts_steps_and_polyak_updates_targets_after_each_critic_step(step_all):
+    agent = make_agent(dataclasses.replace(TINY, step_all_optimizers=step_all))
     batch = random_batch(TINY.utd * TINY.batch_size)
     new, metrics = update(agent, batch)
-    assert int(new.critic.step) == TINY.utd and int(new.actor.step) == 1 and int(new.temperature.step) == 1
+    nets = (new.critic, new.actor, new.temperature)
+    assert [int(n.step) for n in nets] == [TINY.utd, 1, 1]  # gradient steps
+    # The reference's bookkeeping: every Adam steps on every one of the utd + 1 steps (docs/method.md §2.4).
+    adam_counts = [int(n.opt_state[0].count) for n in nets]
+    assert adam_counts == ([TINY.utd + 1] * 3 if step_all else [TINY.utd, 1, 1])
     assert {"critic_loss", "q_mean", "actor_loss", "temperature", "entropy"} <= set(metrics)
 
     # Replay the critic steps one at a time: after each, target <- tau * params + (1 - tau) * target.
@@ -127,11 +132,42 @@ def test_high_utd_update_counts_steps_and_polyak_updates_targets_after_each_crit
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def leaves_differ(a, b) -> bool:
+    return any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+@pytest.mark.parametrize("step_all", [True, False])
+def test_networks_not_updated_move_by_their_momentum_only_with_step_all_optimizers(step_all):
+    agent = make_agent(dataclasses.replace(TINY, step_all_optimizers=step_all))
+    batch = random_batch(TINY.utd * TINY.batch_size)
+    agent, _ = update(agent, batch)  # every network now has Adam moments
+    minibatch = {k: v[:TINY.batch_size] for k, v in batch.items()}
+    after_critic, _ = agent.update_critic(minibatch)
+    assert leaves_differ(after_critic.actor.params, agent.actor.params) == step_all
+    assert leaves_differ(after_critic.temperature.params, agent.temperature.params) == step_all
+    after_actor, _ = agent.update_actor_and_temperature(batch)
+    assert leaves_differ(after_actor.critic.params, agent.critic.params) == step_all
+    assert not leaves_differ(after_actor.critic.target_params, agent.critic.target_params)  # no Polyak step
+
+
+def test_utd_1_with_step_all_optimizers_takes_every_gradient_at_the_same_parameters():
+    agent = make_agent(dataclasses.replace(TINY, utd=1))
+    batch = random_batch(TINY.batch_size)
+    new, _ = update(agent, batch)
+    split, (critic_key, actor_key) = agent.split_rng(2)
+    critic_grads, _ = split.critic_gradients(batch, critic_key)
+    actor_grads, _ = split.actor_gradients(batch, actor_key)  # the actor loss reads the critic before its step
+    for net, grads in [("critic", critic_grads), ("actor", actor_grads), ("temperature", actor_grads)]:
+        expected = getattr(split, net).apply_gradients(grads[net]).params
+        for got, want in zip(jax.tree.leaves(getattr(new, net).params), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
 def test_actor_on_last_minibatch_differs_from_full_batch():
     batch = random_batch(TINY.utd * TINY.batch_size)
     full, _ = update(make_agent(), batch)
     last, _ = update(make_agent(dataclasses.replace(TINY, actor_on_full_batch=False)), batch)
-    assert not np.allclose(full.actor.params["Dense_0"]["kernel"], last.actor.params["Dense_0"]["kernel"])
+    assert leaves_differ(full.actor.params, last.actor.params)
 
 
 def test_same_seed_gives_identical_metrics_and_different_seed_does_not():

@@ -33,8 +33,11 @@ class SACConfig:
     """LayerNorm after every hidden Dense layer of the policy."""
     critic_layer_norm: bool = True
     """LayerNorm after every hidden Dense layer of the critics."""
-    actor_last_hidden_init_scale: float | None = 1e-2
-    """Extra init scale of the policy's last hidden layer (None: plain orthogonal sqrt 2)."""
+    last_hidden_init_scale: float | None = 1e-2
+    """Orthogonal init scale of the last hidden layer of the policy and critic MLPs, replacing sqrt 2 (None: sqrt 2)."""
+    shared_value_head: bool = True
+    """One value head shared by all critics on their own MLP backbones (the reference WSRL code); off: one head
+    per critic (RLPD)."""
     policy_std: Literal["exp", "uniform"] = "exp"
     """Policy std: 'exp' (state-dependent head) or 'uniform' (learned state-independent log-std, init 0)."""
     num_critics: int = 10
@@ -71,6 +74,10 @@ class SACConfig:
     """Discount factor."""
     tau: float = 5e-3
     """Polyak rate of the target critics, applied after every critic step."""
+    step_all_optimizers: bool = True
+    """The reference code's optimiser bookkeeping (docs/method.md §2.4): every network's Adam steps on every
+    update, on a zero gradient for the networks not being updated, and a UTD-1 update computes all gradients at
+    the same parameters; off: only the updated network steps, the actor after the critic."""
 
     def validate(self) -> None:
         """Raise ValueError naming the first impossible setting."""
@@ -147,7 +154,7 @@ class IQLConfig:
     actor_dropout: float = 0.0
     """Dropout rate in the policy MLP (0.1 Adroit and Kitchen)."""
     actor_last_hidden_init_scale: float | None = 1e-2
-    """Extra init scale of the policy's last hidden layer."""
+    """Variance-scaling init scale of the policy's last hidden layer, replacing 1."""
     actor_lr: float = 3e-4
     """Adam learning rate of the policy."""
     critic_lr: float = 3e-4
@@ -162,6 +169,9 @@ class IQLConfig:
     """Discount factor."""
     tau: float = 5e-3
     """Polyak rate of the target Q-functions."""
+    step_all_optimizers: bool = True
+    """The reference code's update (docs/method.md §2.4): the value, critic and actor gradients all at the same
+    parameters, applied together; off: the value step first, the actor and critics then use the new V."""
 
     def validate(self) -> None:
         if not 0.0 < self.expectile < 1.0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -12,8 +13,20 @@ import numpy as np
 STD_MIN, STD_MAX = 1e-5, 10.0
 
 
-def orthogonal(scale: float = float(np.sqrt(2.0))) -> nn.initializers.Initializer:
-    return nn.initializers.orthogonal(scale)
+SQRT2 = float(np.sqrt(2.0))
+
+
+def kernel_init(kind: str = "orthogonal", scale: float | None = None) -> nn.initializers.Initializer:
+    """The reference code's Dense kernel inits (docs/method.md §2.9): orthogonal with scale sqrt 2 (WSRL, CQL,
+    Cal-QL, SAC), or variance scaling with scale 1, fan_avg, uniform (IQL's MLPs); `scale` replaces the default."""
+    if kind == "orthogonal":
+        return nn.initializers.orthogonal(SQRT2 if scale is None else scale)
+    if kind == "variance_scaling":
+        return nn.initializers.variance_scaling(1.0 if scale is None else scale, "fan_avg", "uniform")
+    raise ValueError(f"unknown kernel init {kind!r}")
+
+
+HEAD_INIT = kernel_init("orthogonal")  # every output head: policy mean and log-std, Q and V values
 
 
 LAYER_NORM_EPS = 1e-6
@@ -66,24 +79,29 @@ class LayerNorm(nn.Module):
         return layer_norm(x, scale, bias)
 
 
-class MLP(nn.Module):
-    """Dense -> (LayerNorm) -> ReLU on every hidden layer; orthogonal init with scale sqrt 2.
+def hidden_init_scales(depth: int, last_hidden_init_scale: float | None) -> list[float | None]:
+    """Per hidden layer, the init scale replacing the default (None: the default): only the last layer's changes."""
+    return [last_hidden_init_scale if i == depth - 1 else None for i in range(depth)]
 
-    `last_hidden_init_scale` multiplies the init scale of the last hidden layer (1e-2 in the paper's presets).
+
+class MLP(nn.Module):
+    """Dense -> (Dropout) -> (LayerNorm) -> ReLU on every hidden layer.
+
+    Kernels init with `init_kind` ('orthogonal' sqrt 2 or IQL's 'variance_scaling'); `last_hidden_init_scale`
+    replaces the last hidden layer's scale (1e-2 in the paper's presets; docs/method.md §2.9).
     """
 
     hidden_dims: Sequence[int]
     layer_norm: bool = True
     last_hidden_init_scale: float | None = None
     dropout: float = 0.0
+    init_kind: str = "orthogonal"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        for i, width in enumerate(self.hidden_dims):
-            scale = float(np.sqrt(2.0))
-            if self.last_hidden_init_scale is not None and i == len(self.hidden_dims) - 1:
-                scale *= self.last_hidden_init_scale
-            x = nn.Dense(width, kernel_init=orthogonal(scale))(x)
+        scales = hidden_init_scales(len(self.hidden_dims), self.last_hidden_init_scale)
+        for width, scale in zip(self.hidden_dims, scales, strict=True):
+            x = nn.Dense(width, kernel_init=kernel_init(self.init_kind, scale))(x)
             if self.dropout > 0:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
             if self.layer_norm:
@@ -93,18 +111,20 @@ class MLP(nn.Module):
 
 
 class ValueFunction(nn.Module):
-    """V(s): MLP then a scalar head (IQL)."""
+    """V(s): IQL's variance-scaling MLP then a scalar head."""
 
     hidden_dims: Sequence[int]
     layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return nn.Dense(1, kernel_init=orthogonal(1.0))(MLP(self.hidden_dims, self.layer_norm)(obs))[..., 0]
+        x = MLP(self.hidden_dims, self.layer_norm, init_kind="variance_scaling")(obs)
+        return nn.Dense(1, kernel_init=HEAD_INIT)(x)[..., 0]
 
 
 class GaussianPolicy(nn.Module):
-    """IQL's policy: N(tanh(mu(s)), sigma) with a learned state-independent log-std clipped to [-5, 2]."""
+    """IQL's policy: N(mu(s), sigma), the mean a plain Dense output (no tanh), sigma = exp(learned
+    state-independent log-std, init 0) clipped to [1e-5, 10]; variance-scaling MLP (docs/method.md §4)."""
 
     action_dim: int
     hidden_dims: Sequence[int]
@@ -114,10 +134,11 @@ class GaussianPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
-        x = MLP(self.hidden_dims, self.layer_norm, self.last_hidden_init_scale, self.dropout)(obs, train)
-        mean = jnp.tanh(nn.Dense(self.action_dim, kernel_init=orthogonal(1.0))(x))
-        log_std = jnp.clip(self.param("log_std", nn.initializers.zeros, (self.action_dim,)), -5.0, 2.0)
-        return mean, jnp.broadcast_to(jnp.exp(log_std), mean.shape)
+        x = MLP(self.hidden_dims, self.layer_norm, self.last_hidden_init_scale, self.dropout,
+                init_kind="variance_scaling")(obs, train)
+        mean = nn.Dense(self.action_dim, kernel_init=HEAD_INIT)(x)
+        std = jnp.clip(jnp.exp(self.param("log_std", nn.initializers.zeros, (self.action_dim,))), STD_MIN, STD_MAX)
+        return mean, jnp.broadcast_to(std, mean.shape)
 
 
 def gaussian_log_prob(mean: jax.Array, std: jax.Array, actions: jax.Array) -> jax.Array:
@@ -136,26 +157,35 @@ def _ensemble_init(init: nn.initializers.Initializer, num: int) -> nn.initialize
 
 
 class CriticEnsemble(nn.Module):
-    """`num` independent Q(s, a) MLPs (Dense -> LayerNorm -> ReLU per hidden layer, scalar head).
+    """`num` Q(s, a) MLPs (Dense -> LayerNorm -> ReLU per hidden layer) and their scalar value head.
 
-    Output shape (num, *batch). The members' weights are stacked on a leading axis. The first layer
-    reads the shared input with one flat matmul against all members' kernels side by side, and later
-    layers are batched matmuls: on CPU this is several times faster in the backward pass to the
-    actions than vmapping a single Q-network (docs/architecture.md §6).
+    Output shape (num, *batch). With `shared_head` (the reference WSRL code's ensemble) the members have their
+    own MLP backbones and one value head (`shared_head_kernel`, `shared_head_bias`) maps every member's last
+    hidden layer to Q; without it (RLPD's) each member has its own head (the last `kernel_i`, `bias_i`).
+    The members' weights are stacked on a leading axis. The first layer reads the shared input with one flat
+    matmul against all members' kernels side by side, and later layers are batched matmuls: on CPU this is
+    several times faster in the backward pass to the actions than vmapping a single Q-network
+    (docs/architecture.md §6).
     """
 
     num: int
     hidden_dims: Sequence[int]
     layer_norm: bool = True
+    last_hidden_init_scale: float | None = None
+    shared_head: bool = True
+    init_kind: str = "orthogonal"
 
     @nn.compact
     def __call__(self, obs: jax.Array, actions: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, actions], axis=-1)
         batch_shape = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])  # (B, in), shared by every member
-        widths = [*self.hidden_dims, 1]
-        for i, width in enumerate(widths):
-            init = orthogonal(float(np.sqrt(2.0)) if i < len(self.hidden_dims) else 1.0)
+        depth = len(self.hidden_dims)
+        scales = hidden_init_scales(depth, self.last_hidden_init_scale)
+        layers = [(width, kernel_init(self.init_kind, s)) for width, s in zip(self.hidden_dims, scales, strict=True)]
+        if not self.shared_head:
+            layers.append((1, HEAD_INIT))
+        for i, (width, init) in enumerate(layers):
             kernel = self.param(f"kernel_{i}", _ensemble_init(init, self.num), (self.num, x.shape[-1], width))
             bias = self.param(f"bias_{i}", nn.initializers.zeros, (self.num, width))
             if i == 0:
@@ -164,13 +194,26 @@ class CriticEnsemble(nn.Module):
             else:
                 x = jnp.einsum("ebi,eio->ebo", x, kernel)
             x = x + bias[:, None, :]
-            if i < len(self.hidden_dims):
+            if i < depth:
                 if self.layer_norm:
                     scale = self.param(f"norm_scale_{i}", nn.initializers.ones, (self.num, 1, width))
                     offset = self.param(f"norm_bias_{i}", nn.initializers.zeros, (self.num, 1, width))
                     x = layer_norm(x, scale, offset)
                 x = nn.relu(x)
+        if self.shared_head:
+            x = x @ self.param("shared_head_kernel", HEAD_INIT, (x.shape[-1], 1))
+            x = x + self.param("shared_head_bias", nn.initializers.zeros, (1,))
         return x[..., 0].reshape(self.num, *batch_shape)
+
+
+def ensemble_size(params: Any) -> int:
+    """Number of members in a CriticEnsemble's parameters."""
+    return params["bias_0"].shape[0]
+
+
+def select_members(params: Any, indices: jax.Array) -> Any:
+    """A CriticEnsemble's parameters restricted to the members `indices` (the shared head stays shared)."""
+    return {k: v if k.startswith("shared_head") else v[indices] for k, v in params.items()}
 
 
 class TanhGaussianPolicy(nn.Module):
@@ -185,9 +228,9 @@ class TanhGaussianPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = MLP(self.hidden_dims, self.layer_norm, self.last_hidden_init_scale)(obs)
-        mean = nn.Dense(self.action_dim, kernel_init=orthogonal(1.0))(x)
+        mean = nn.Dense(self.action_dim, kernel_init=HEAD_INIT)(x)
         if self.std_type == "exp":
-            log_std = nn.Dense(self.action_dim, kernel_init=orthogonal(1.0))(x)
+            log_std = nn.Dense(self.action_dim, kernel_init=HEAD_INIT)(x)
         elif self.std_type == "uniform":
             log_std = jnp.broadcast_to(
                 self.param("log_std", nn.initializers.zeros, (self.action_dim,)), mean.shape

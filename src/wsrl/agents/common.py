@@ -22,7 +22,7 @@ def adam(learning_rate: float) -> optax.GradientTransformation:
 
 
 class TrainState(struct.PyTreeNode):
-    """Parameters, Adam state, step counter and (critics only) target parameters of one network."""
+    """Parameters, Adam state, gradient-step counter and (critics only) target parameters of one network."""
 
     params: Any
     opt_state: Any
@@ -41,6 +41,13 @@ class TrainState(struct.PyTreeNode):
         updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
         return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state,
                             step=self.step + 1)
+
+    def idle_step(self) -> TrainState:
+        """An Adam step on a zero gradient (the reference code's bookkeeping, docs/method.md §2.4): the moments
+        decay, the parameters move by the momentum left, Adam's own count advances; `step` counts gradient steps
+        only and stays."""
+        updates, opt_state = self.tx.update(jax.tree.map(jnp.zeros_like, self.params), self.opt_state, self.params)
+        return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state)
 
     def polyak_update(self, tau: float) -> TrainState:
         target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, self.params, self.target_params)

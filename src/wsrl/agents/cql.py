@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 
 from wsrl.agents.common import Batch, Metrics, TrainState
-from wsrl.agents.sac import SACAgent, gather_critics, sample_critic_subset
+from wsrl.agents.sac import SACAgent, sample_critic_subset
 from wsrl.config import CQLConfig
-from wsrl.nets import Temperature, tanh_gaussian_sample
+from wsrl.nets import Temperature, select_members, tanh_gaussian_sample
 
 
 def cql_logsumexp(q_rand: jax.Array, q_pi: jax.Array, q_next: jax.Array, q_data: jax.Array, log_pi: jax.Array,
@@ -67,7 +67,7 @@ class CQLAgent(SACAgent):
         pi_actions, log_pi = tanh_gaussian_sample(pi_key, *map(repeat, self.policy(obs)))
         next_actions, log_next = tanh_gaussian_sample(next_key, *map(repeat, self.policy(batch["next_observations"])))
         if cfg.num_critics > cfg.critic_subset:  # ensemble: penalise a random subset, drawn with replacement
-            params = gather_critics(params, sample_critic_subset(subset_key, cfg.num_critics, cfg.critic_subset, True))
+            params = select_members(params, sample_critic_subset(subset_key, cfg.num_critics, cfg.critic_subset, True))
         obs_n = repeat(obs)
         q_rand = self.q_values(obs_n, rand_actions, params)
         q_pi = self.q_values(obs_n, jax.lax.stop_gradient(pi_actions), params)
@@ -89,16 +89,30 @@ class CQLAgent(SACAgent):
         loss = td_loss + alpha * (penalty - gap)
         return loss, {**metrics, "td_loss": td_loss, "critic_loss": loss, "cql_penalty": penalty, "cql_alpha": alpha}
 
-    def update_critic(self, batch: Batch) -> tuple[CQLAgent, Metrics]:
-        agent, metrics = super().update_critic(batch)
-        if agent.cql_lagrange is None:
-            return agent, metrics
-        gap = agent.config.cql_target_action_gap
+    def networks(self) -> dict[str, TrainState]:
+        lagrange = {} if self.cql_lagrange is None else {"cql_lagrange": self.cql_lagrange}
+        return {**super().networks(), **lagrange}
 
-        def lagrange_loss(params: Any) -> jax.Array:
-            """-alpha * (penalty - gap): descent raises alpha while the penalty exceeds the gap."""
-            return -agent.cql_alpha_value(params) * (metrics["cql_penalty"] - gap)
+    def lagrange_gradients(self, penalty: jax.Array) -> dict[str, Any]:
+        """Gradient of -alpha * (penalty - gap): descent raises alpha while the penalty exceeds the gap."""
+        gap = self.config.cql_target_action_gap
+        grads = jax.grad(lambda params: -self.cql_alpha_value(params) * (penalty - gap))(self.cql_lagrange.params)
+        return {"cql_lagrange": grads}
 
-        grads = jax.grad(lagrange_loss)(agent.cql_lagrange.params)
-        return agent.replace(cql_lagrange=agent.cql_lagrange.apply_gradients(grads)), metrics
+    def critic_gradients(self, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], Metrics]:
+        """The critics' gradients; without `step_all_optimizers` the Lagrange multiplier steps with them, on
+        this minibatch's penalty."""
+        grads, metrics = super().critic_gradients(batch, key)
+        if self.cql_lagrange is None or self.config.step_all_optimizers:
+            return grads, metrics
+        return {**grads, **self.lagrange_gradients(metrics["cql_penalty"])}, metrics
 
+    def actor_gradients(self, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], Metrics]:
+        """The actor's and temperature's gradients; with `step_all_optimizers` also the Lagrange multiplier's,
+        on the penalty recomputed at the current critics (as the reference code steps it with the actor)."""
+        if self.cql_lagrange is None or not self.config.step_all_optimizers:
+            return super().actor_gradients(batch, key)
+        actor_key, penalty_key = jax.random.split(key)
+        grads, metrics = super().actor_gradients(batch, actor_key)
+        penalty = jax.lax.stop_gradient(self.cql_penalty(self.critic.params, batch, penalty_key).mean())
+        return {**grads, **self.lagrange_gradients(penalty)}, metrics

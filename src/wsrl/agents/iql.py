@@ -61,7 +61,9 @@ class IQLAgent(struct.PyTreeNode):
                               c.actor_dropout)
 
     def _critic(self) -> CriticEnsemble:
-        return CriticEnsemble(self.config.num_critics, self.config.critic_hidden_dims, self.config.layer_norm)
+        """The reference's IQL critics: variance-scaling MLPs sharing one value head."""
+        return CriticEnsemble(self.config.num_critics, self.config.critic_hidden_dims, self.config.layer_norm,
+                              shared_head=True, init_kind="variance_scaling")
 
     def _value(self) -> ValueFunction:
         return ValueFunction(self.config.critic_hidden_dims, self.config.layer_norm)
@@ -97,14 +99,16 @@ class IQLAgent(struct.PyTreeNode):
         return loss, {"actor_loss": loss, "awr_weight_mean": weights.mean()}
 
     def update(self, batch: Batch) -> tuple[IQLAgent, Metrics]:
-        """Value step, then actor and critic steps against the new V, then the target update."""
+        """Value, actor and critic steps, then the target update. With `step_all_optimizers` (the reference
+        code) every gradient is taken at the same parameters; without, the actor and critics use the new V."""
         agent, key = self.split_rng()
         grads, value_metrics = jax.grad(agent.value_loss, has_aux=True)(agent.value.params, batch)
-        agent = agent.replace(value=agent.value.apply_gradients(grads))
-        grads, actor_metrics = jax.grad(agent.actor_loss, has_aux=True)(agent.actor.params, batch, key)
-        agent = agent.replace(actor=agent.actor.apply_gradients(grads))
-        grads, critic_metrics = jax.grad(agent.critic_loss, has_aux=True)(agent.critic.params, batch)
-        agent = agent.replace(critic=agent.critic.apply_gradients(grads).polyak_update(agent.config.tau))
+        stepped = agent.replace(value=agent.value.apply_gradients(grads))
+        judge = agent if agent.config.step_all_optimizers else stepped  # whose V the actor and critic losses read
+        actor_grads, actor_metrics = jax.grad(judge.actor_loss, has_aux=True)(agent.actor.params, batch, key)
+        critic_grads, critic_metrics = jax.grad(judge.critic_loss, has_aux=True)(agent.critic.params, batch)
+        agent = stepped.replace(actor=agent.actor.apply_gradients(actor_grads),
+                                critic=agent.critic.apply_gradients(critic_grads).polyak_update(agent.config.tau))
         return agent, {**value_metrics, **actor_metrics, **critic_metrics}
 
     # --- acting -------------------------------------------------------------------------------------

@@ -15,16 +15,24 @@ from flax import struct
 
 from wsrl.agents.common import Batch, Metrics, TrainState
 from wsrl.config import SACConfig
-from wsrl.nets import CriticEnsemble, TanhGaussianPolicy, Temperature, tanh_gaussian_sample
+from wsrl.nets import (
+    CriticEnsemble,
+    TanhGaussianPolicy,
+    Temperature,
+    ensemble_size,
+    select_members,
+    tanh_gaussian_sample,
+)
 
 
 def actor_module(config: SACConfig, action_dim: int) -> TanhGaussianPolicy:
     return TanhGaussianPolicy(action_dim, config.actor_hidden_dims, config.actor_layer_norm,
-                              config.actor_last_hidden_init_scale, config.policy_std)
+                              config.last_hidden_init_scale, config.policy_std)
 
 
 def critic_module(config: SACConfig, num: int) -> CriticEnsemble:
-    return CriticEnsemble(num, config.critic_hidden_dims, config.critic_layer_norm)
+    return CriticEnsemble(num, config.critic_hidden_dims, config.critic_layer_norm, config.last_hidden_init_scale,
+                          config.shared_value_head)
 
 
 def sample_critic_subset(key: jax.Array, num_critics: int, subset: int, replace: bool) -> jax.Array:
@@ -32,11 +40,6 @@ def sample_critic_subset(key: jax.Array, num_critics: int, subset: int, replace:
     if replace:
         return jax.random.randint(key, (subset,), 0, num_critics)
     return jax.random.choice(key, num_critics, (subset,), replace=False)
-
-
-def gather_critics(params: Any, indices: jax.Array) -> Any:
-    """Parameters of the chosen ensemble members, so that only those critics are evaluated."""
-    return jax.tree.map(lambda p: p[indices], params)
 
 
 def td_target(rewards: jax.Array, masks: jax.Array, next_q: jax.Array, next_log_prob: jax.Array,
@@ -103,8 +106,7 @@ class SACAgent(struct.PyTreeNode):
 
     def q_values(self, obs: jax.Array, actions: jax.Array, params: Any = None) -> jax.Array:
         params = self.critic.params if params is None else params
-        num = jax.tree.leaves(params)[0].shape[0]
-        return critic_module(self.config, num).apply({"params": params}, obs, actions)
+        return critic_module(self.config, ensemble_size(params)).apply({"params": params}, obs, actions)
 
     def alpha(self, params: Any = None) -> jax.Array:
         params = self.temperature.params if params is None else params
@@ -126,7 +128,7 @@ class SACAgent(struct.PyTreeNode):
         next_obs = jnp.repeat(batch["next_observations"][:, None], n, axis=1)
         subset = sample_critic_subset(subset_key, cfg.num_critics, cfg.critic_subset,
                                       cfg.subset_with_replacement)
-        next_q = self.q_values(next_obs, next_actions, gather_critics(self.critic.target_params, subset))
+        next_q = self.q_values(next_obs, next_actions, select_members(self.critic.target_params, subset))
         next_q = next_q.min(axis=0)  # (B, n)
         best = jnp.argmax(next_q, axis=1)[:, None]
         return (jnp.take_along_axis(next_q, best, axis=1)[:, 0],
@@ -160,29 +162,61 @@ class SACAgent(struct.PyTreeNode):
         loss = temperature_objective(alpha, entropy, target)
         return loss, {"temperature_loss": loss, "temperature": alpha, "entropy": entropy}
 
-    # --- updates ----------------------------------------------------------------------------------
+    # --- updates (docs/method.md §2.4, §2.8) ----------------------------------------------------------
+    def networks(self) -> dict[str, TrainState]:
+        """The trained networks by name."""
+        return {"actor": self.actor, "critic": self.critic, "temperature": self.temperature}
+
+    def apply(self, grads: dict[str, Any]) -> SACAgent:
+        """One Adam step of every network in `grads`, then a Polyak target update if the critic stepped.
+
+        With `step_all_optimizers` (the reference code) every other network's Adam steps as well, on a zero
+        gradient (`TrainState.idle_step`).
+        """
+        states = {}
+        for name, state in self.networks().items():
+            if name in grads:
+                states[name] = state.apply_gradients(grads[name])
+            elif self.config.step_all_optimizers:
+                states[name] = state.idle_step()
+        if "critic" in grads:
+            states["critic"] = states["critic"].polyak_update(self.config.tau)
+        return self.replace(**states)
+
+    def critic_gradients(self, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], Metrics]:
+        grads, metrics = jax.grad(self.critic_loss, has_aux=True)(self.critic.params, batch, key)
+        return {"critic": grads}, metrics
+
+    def actor_gradients(self, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], Metrics]:
+        """The actor's and the temperature's gradients, both at the current parameters."""
+        actor_key, entropy_key = jax.random.split(key)
+        actor_grads, actor_metrics = jax.grad(self.actor_loss, has_aux=True)(self.actor.params, batch, actor_key)
+        entropy = jax.lax.stop_gradient(self.policy_entropy(batch, entropy_key))
+        temp_grads, temp_metrics = jax.grad(self.temperature_loss, has_aux=True)(self.temperature.params, entropy)
+        return {"actor": actor_grads, "temperature": temp_grads}, {**actor_metrics, **temp_metrics}
+
     def update_critic(self, batch: Batch) -> tuple[SACAgent, Metrics]:
         """One critic gradient step followed by one Polyak target update."""
         agent, key = self.split_rng()
-        grads, metrics = jax.grad(agent.critic_loss, has_aux=True)(agent.critic.params, batch, key)
-        critic = agent.critic.apply_gradients(grads).polyak_update(agent.config.tau)
-        return agent.replace(critic=critic), metrics
+        grads, metrics = agent.critic_gradients(batch, key)
+        return agent.apply(grads), metrics
 
     def update_actor_and_temperature(self, batch: Batch) -> tuple[SACAgent, Metrics]:
-        """One actor step and one temperature step, both computed at the current parameters."""
-        agent, (actor_key, entropy_key) = self.split_rng(2)
-        actor_grads, actor_metrics = jax.grad(agent.actor_loss, has_aux=True)(agent.actor.params, batch,
-                                                                              actor_key)
-        entropy = jax.lax.stop_gradient(agent.policy_entropy(batch, entropy_key))
-        temp_grads, temp_metrics = jax.grad(agent.temperature_loss, has_aux=True)(agent.temperature.params,
-                                                                                 entropy)
-        agent = agent.replace(actor=agent.actor.apply_gradients(actor_grads),
-                              temperature=agent.temperature.apply_gradients(temp_grads))
-        return agent, {**actor_metrics, **temp_metrics}
+        """One actor step and one temperature step."""
+        agent, key = self.split_rng()
+        grads, metrics = agent.actor_gradients(batch, key)
+        return agent.apply(grads), metrics
 
     def update(self, batch: Batch) -> tuple[SACAgent, Metrics]:
-        """High-UTD update on utd * batch_size transitions (docs/method.md §2.4)."""
+        """High-UTD update on utd * batch_size transitions: utd critic steps on disjoint minibatches, then one
+        actor and temperature step; at UTD 1 with `step_all_optimizers`, the reference's update of all networks
+        at once (every gradient at the same parameters)."""
         utd, size = self.config.utd, self.config.batch_size
+        if utd == 1 and self.config.step_all_optimizers:
+            agent, (critic_key, actor_key) = self.split_rng(2)
+            critic_grads, critic_metrics = agent.critic_gradients(batch, critic_key)
+            actor_grads, actor_metrics = agent.actor_gradients(batch, actor_key)
+            return agent.apply({**critic_grads, **actor_grads}), {**critic_metrics, **actor_metrics}
         minibatches = jax.tree.map(lambda x: x.reshape(utd, size, *x.shape[1:]), batch)
 
         def critic_step(agent: SACAgent, minibatch: Batch) -> tuple[SACAgent, Metrics]:

@@ -7,7 +7,7 @@ from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACCo
 
 DEFAULT_ALGO = "calql"
 NETWORKS = dict(critic_hidden_dims=(512, 512, 512), actor_hidden_dims=(512, 512),
-                actor_last_hidden_init_scale=1e-2, policy_std="exp")
+                last_hidden_init_scale=1e-2, policy_std="exp")
 REWARD = dict(reward_scale=10.0, reward_bias=5.0)
 CQL = CQLConfig(**NETWORKS, cql_alpha=1.0, cql_autotune=False, cql_importance_sample=True)
 IQL = IQLConfig(expectile=0.7, awr_temperature=0.5, actor_dropout=0.1)

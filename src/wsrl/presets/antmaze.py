@@ -4,7 +4,7 @@ from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACCo
 
 DEFAULT_ALGO = "calql"
 NETWORKS = dict(critic_hidden_dims=(256, 256, 256, 256), actor_hidden_dims=(256, 256),
-                actor_last_hidden_init_scale=1e-2, policy_std="uniform")
+                last_hidden_init_scale=1e-2, policy_std="uniform")
 REWARD = dict(reward_scale=10.0, reward_bias=-5.0)
 CQL = CQLConfig(**NETWORKS, cql_autotune=True, cql_target_action_gap=0.8, cql_initial_alpha=1.0, cql_alpha_lr=3e-4,
                 cql_importance_sample=True)

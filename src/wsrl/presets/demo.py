@@ -8,7 +8,7 @@ from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACCo
 
 DEFAULT_ALGO = "cql"
 ENV = "InvertedPendulum-v5"
-NETWORKS = dict(critic_hidden_dims=(64, 64), actor_hidden_dims=(64, 64), actor_last_hidden_init_scale=1e-2,
+NETWORKS = dict(critic_hidden_dims=(64, 64), actor_hidden_dims=(64, 64), last_hidden_init_scale=1e-2,
                 policy_std="exp")
 CQL = CQLConfig(**NETWORKS, cql_alpha=5.0, cql_autotune=False, cql_importance_sample=True)
 IQL = IQLConfig(actor_hidden_dims=(64, 64), critic_hidden_dims=(64, 64), expectile=0.7, awr_temperature=3.0)

@@ -4,7 +4,7 @@ from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACCo
 
 DEFAULT_ALGO = "calql"
 NETWORKS = dict(critic_hidden_dims=(512, 512, 512), actor_hidden_dims=(512, 512, 512),
-                actor_last_hidden_init_scale=None, policy_std="exp")
+                last_hidden_init_scale=None, policy_std="exp")
 REWARD = dict(reward_scale=1.0, reward_bias=-4.0)
 CQL = CQLConfig(**NETWORKS, cql_alpha=5.0, cql_autotune=False, cql_importance_sample=False)
 IQL = IQLConfig(expectile=0.7, awr_temperature=0.5, actor_dropout=0.1)

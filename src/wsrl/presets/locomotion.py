@@ -3,7 +3,7 @@
 from wsrl.config import CQLConfig, IQLConfig, OfflineConfig, OnlineConfig, SACConfig
 
 DEFAULT_ALGO = "cql"
-NETWORKS = dict(critic_hidden_dims=(256, 256), actor_hidden_dims=(256, 256), actor_last_hidden_init_scale=1e-2,
+NETWORKS = dict(critic_hidden_dims=(256, 256), actor_hidden_dims=(256, 256), last_hidden_init_scale=1e-2,
                 policy_std="exp")
 REWARD = dict(reward_scale=1.0, reward_bias=0.0)
 CQL = CQLConfig(**NETWORKS, cql_alpha=5.0, cql_autotune=False, cql_importance_sample=True)

@@ -27,11 +27,14 @@ class Method:
 def _rlpd(config: OnlineConfig) -> OnlineConfig:
     """RLPD: 10 critics, subset 2 without replacement, mean over critics for the actor, LayerNorm in the critic
     only, entropy backup, target entropy -|A|/2, lr 3e-4, UTD 20, 5000 uniform-random steps first, every
-    minibatch half offline and half online; the plain one-action backup (max-target backups are WSRL's, on AntMaze)."""
+    minibatch half offline and half online; the plain one-action backup (max-target backups are WSRL's, on AntMaze);
+    as RLPD's own code, one value head per critic, no last-hidden init scale, and only the updated network's
+    optimiser steps."""
     agent = dataclasses.replace(
         config.agent, num_critics=10, critic_subset=2, subset_with_replacement=False, actor_critic_reduction="mean",
         actor_layer_norm=False, critic_layer_norm=True, entropy_backup=True, target_entropy_per_dim=-0.5,
-        actor_lr=3e-4, critic_lr=3e-4, temperature_lr=3e-4, utd=20, batch_size=256, max_target_backup=False)
+        actor_lr=3e-4, critic_lr=3e-4, temperature_lr=3e-4, utd=20, batch_size=256, max_target_backup=False,
+        shared_value_head=False, last_hidden_init_scale=None, step_all_optimizers=False)
     return dataclasses.replace(config, warmup_steps=5000, warmup_policy="random",
                                retention=RetentionConfig("mix", offline_ratio=0.5), agent=agent)
 
