@@ -30,15 +30,17 @@ case "${1:-}" in
   test)
     setup
     shift
-    # The resume tests in a pytest process of their own, beside the others (one long session compiling every
-    # test's programs crashed jax 0.10.2 on CPU; the resume tests mostly wait on the processes they kill).
+    # The tests that run `wsrl` processes (resume, compare) in a pytest process of their own, beside the others:
+    # they mostly wait on those processes, and one long session compiling every test's programs crashed jax 0.10.2
+    # on CPU.
+    beside=(tests/test_resume.py tests/test_compare.py)
     log=$(mktemp)
-    .venv/bin/python -m pytest tests/test_resume.py "$@" >"$log" 2>&1 &
-    resume_pid=$!
+    .venv/bin/python -m pytest "${beside[@]}" "$@" >"$log" 2>&1 &
+    beside_pid=$!
     status=0
-    .venv/bin/python -m pytest tests --ignore=tests/test_resume.py "$@" || status=$?
-    wait "$resume_pid" || status=$((status ? status : $?))
-    echo "--- tests/test_resume.py ---"
+    .venv/bin/python -m pytest tests "${beside[@]/#/--ignore=}" "$@" || status=$?
+    wait "$beside_pid" || status=$((status ? status : $?))
+    echo "--- ${beside[*]} ---"
     cat "$log"
     rm -f "$log"
     exit "$status"

@@ -1,6 +1,6 @@
 """Update throughput of the learners, and achieved FLOP/s against this machine's float32 matmul peak.
 
-Run by hand:  .venv/bin/python benchmarks/throughput.py [--seconds 10] [--hidden 64]
+Run by hand:  .venv/bin/python benchmarks/throughput.py [--seconds 10] [--hidden 64] [--seeds 1 8]
 Prints one line per configuration: updates/s, critic gradient steps/s, GFLOP per update (XLA's cost
 analysis of the compiled update) and achieved FLOP/s as a fraction of the measured matmul peak.
 """
@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wsrl.agents.common import stack, update_seeds
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
 from wsrl.agents.sac import SACAgent
@@ -50,10 +51,17 @@ def random_batch(size: int, seed: int = 0) -> dict[str, jax.Array]:
             "masks": jnp.ones(size, jnp.float32)}
 
 
-def measure(name: str, agent_cls: type, config, seconds: float, peak: float) -> None:
-    agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
-    batch = random_batch(config.utd * config.batch_size)
-    compiled = update.lower(agent, batch).compile()
+def measure(name: str, agent_cls: type, config, seconds: float, peak: float, seeds: int = 0) -> None:
+    """`seeds` > 0: that many agents stacked and updated by one vmapped call (rates are summed over seeds)."""
+    if seeds:
+        agent = stack([agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=s) for s in range(seeds)])
+        batch = jax.tree.map(lambda *x: jnp.stack(x), *[random_batch(config.utd * config.batch_size, s)
+                                                        for s in range(seeds)])
+        compiled = update_seeds.lower(agent, batch).compile()
+    else:
+        agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
+        batch = random_batch(config.utd * config.batch_size)
+        compiled = update.lower(agent, batch).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     flops = float(cost.get("flops", float("nan")))
@@ -65,6 +73,7 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float) -> 
         count += 1
     jax.block_until_ready(metrics)
     rate = count / (time.perf_counter() - start)
+    flops, rate = flops / max(seeds, 1), rate * max(seeds, 1)
     print(f"{name:<38} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
           f"{flops / 1e9:6.2f} GFLOP/update  {rate * flops / 1e9:7.1f} GFLOP/s = {rate * flops / peak:5.1%} of peak")
 
@@ -73,6 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per configuration")
     parser.add_argument("--hidden", type=int, default=256, help="width of the 2-layer MLPs (cpu preset: 64)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="also the WSRL update of N seeds stacked in one vmapped call, for each N given")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
     peak = matmul_peak(min(args.seconds, 5.0))
@@ -84,10 +95,13 @@ def main() -> None:
     sac = SACConfig(**nets, num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1)
     measure("SAC (2 critics, UTD 1 x 256)", SACAgent, sac, args.seconds, peak)
     rlpd = SACConfig(**nets, subset_with_replacement=False, actor_critic_reduction="mean", actor_layer_norm=False,
-                     entropy_backup=True, utd=20)
+                     entropy_backup=True, utd=20, shared_value_head=False, last_hidden_init_scale=None,
+                     step_all_optimizers=False)
     measure("RLPD (10 critics, UTD 20 x 256)", SACAgent, rlpd, args.seconds, peak)
     measure("Cal-QL offline (10 critics, 256)", CQLAgent, CQLConfig(**nets, calql=True), args.seconds, peak)
     measure("IQL offline (2 critics, 256)", IQLAgent, IQLConfig(**nets), args.seconds, peak)
+    for n in args.seeds:
+        measure(f"WSRL online, {n} seeds in one call (total)", SACAgent, SACConfig(**nets), args.seconds, peak, n)
 
 
 if __name__ == "__main__":

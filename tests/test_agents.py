@@ -10,6 +10,7 @@ from helpers import ACTION_DIM, OBS_DIM, TINY, random_batch
 
 from wsrl import checkpoint
 from wsrl.agents import agent_from_meta
+from wsrl.agents.common import stack, unstack, update_seeds
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
 from wsrl.agents.sac import SACAgent
@@ -73,3 +74,18 @@ def test_learner_conformance(tmp_path, algo):
         return {k: float(v) for k, v in out.items()}
 
     assert run(0) == run(0) and run(0) != run(1)
+
+
+@pytest.mark.parametrize("algo", sorted(LEARNERS))
+def test_seeds_stacked_in_one_update_equal_each_seed_alone(algo):
+    """Seed k of a multi-seed update is the same experiment as seed k alone, up to float rounding."""
+    cls, config = LEARNERS[algo]
+    seeds = [cls.create(config, OBS_DIM, ACTION_DIM, seed) for seed in (0, 1, 2)]
+    batches = [batch_for(agent, seed) for seed, agent in enumerate(seeds)]
+    together, metrics = update_seeds(stack(seeds), jax.tree.map(lambda *x: jnp.stack(x), *batches))
+    for k, (agent, batch, joint) in enumerate(zip(seeds, batches, unstack(together), strict=True)):
+        alone, alone_metrics = update(agent, batch)
+        for got, want in zip(jax.tree.leaves(joint), jax.tree.leaves(alone), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        for name, value in alone_metrics.items():
+            np.testing.assert_allclose(metrics[name][k], value, rtol=1e-5, atol=1e-6)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, Protocol, Self
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -93,3 +94,22 @@ class Agent(Protocol):
     def split_rng(self) -> tuple[Self, jax.Array]:
         """The agent with a fresh rng, and a key to use now."""
         ...
+
+
+A = TypeVar("A")
+
+
+def stack(agents: Sequence[A]) -> A:
+    """Agents of one config (seeds) as one pytree with a leading seed axis: `jax.vmap` updates them all at once."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *agents)
+
+
+def unstack(agents: A) -> list[A]:
+    """The agents `stack` joined, one per seed."""
+    return [jax.tree.map(lambda leaf, i=i: leaf[i], agents) for i in range(jax.tree.leaves(agents)[0].shape[0])]
+
+
+@jax.jit
+def update_seeds(agents: Any, batches: Batch) -> tuple[Any, Metrics]:
+    """One update of every stacked agent on its own batch (leading seed axis on both), as one program."""
+    return jax.vmap(lambda agent, batch: agent.update(batch))(agents, batches)
