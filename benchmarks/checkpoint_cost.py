@@ -2,13 +2,14 @@
 
 Run by hand:  .venv/bin/python benchmarks/checkpoint_cost.py [--rows 250000] [--env Hopper-v5]
 The agent is the `locomotion` preset's online learner (10 critics, 2x256); the buffer holds `--rows` real
-transitions of the environment (random actions; the collected episodes are repeated to fill the rows), written
-the way the online loop writes them (checkpoint.save with the compressed buffer rows and loop.json).
+transitions of the environment (the random recipe's rollouts, repeated to fill the rows), written the way the online
+loop writes them (checkpoint.save with the compressed buffer rows and loop.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import tempfile
 import time
@@ -20,22 +21,20 @@ import numpy as np
 
 from wsrl import checkpoint
 from wsrl.agents.sac import SACAgent
+from wsrl.collect.recipes import rollouts
+from wsrl.data.transitions import Episode, from_episodes
 from wsrl.presets import online_preset
 
 
 def transitions(env_id: str, steps: int) -> dict[str, np.ndarray]:
+    """`steps` uniform-random transitions of `env_id`, as the buffer stores them (the random recipe's rollouts)."""
     env = gym.make(env_id)
-    env.action_space.seed(0)
-    obs, _ = env.reset(seed=0)
-    rows: dict[str, list] = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "masks")}
-    for _ in range(steps):
-        action = env.action_space.sample()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        for k, v in zip(rows, (obs, action, reward, next_obs, 0.0 if terminated else 1.0), strict=True):
-            rows[k].append(v)
-        obs = env.reset()[0] if terminated or truncated else next_obs
-    out = {k: np.asarray(v, np.float32) for k, v in rows.items()}
-    return {**out, "mc_returns": np.zeros(steps, np.float32)}
+    rng = np.random.default_rng(0)
+    episodes = rollouts(env, lambda obs: rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32), steps,
+                        seed=0, label="collecting")
+    fields = [f.name for f in dataclasses.fields(Episode)]
+    rows = from_episodes([Episode(**{k: e[k] for k in fields}) for e in episodes]).as_dict()
+    return {k: v for k, v in rows.items() if k != "dones"}
 
 
 def main() -> None:
