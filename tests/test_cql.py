@@ -94,13 +94,15 @@ def test_without_ensemble_every_critic_is_penalised():
     assert agent.cql_penalty(agent.critic.params, cql_batch(), jax.random.PRNGKey(0)).shape == (2, 6)
 
 
-@pytest.mark.parametrize("step_all", [True, False])
+@pytest.mark.parametrize("step_all, utd, steps", [(False, 1, 1), (False, 2, 2), (True, 1, 1), (True, 2, 1)])
 @pytest.mark.parametrize("gap, direction", [(-100.0, 1), (100.0, -1)])
-def test_lagrange_alpha_rises_while_penalty_exceeds_the_gap(gap, direction, step_all):
-    """The multiplier steps with each critic step, or (the reference code) with the actor step."""
-    config = dataclasses.replace(TINY_CQL, cql_autotune=True, cql_target_action_gap=gap, step_all_optimizers=step_all)
+def test_lagrange_alpha_rises_while_penalty_exceeds_the_gap(gap, direction, step_all, utd, steps):
+    """The multiplier steps with each critic step, or (the reference code at high UTD) once, with the actor."""
+    config = dataclasses.replace(TINY_CQL, cql_autotune=True, cql_target_action_gap=gap, step_all_optimizers=step_all,
+                                 utd=utd)
     agent = CQLAgent.create(config, OBS_DIM, ACTION_DIM, seed=0)
     np.testing.assert_allclose(agent.cql_alpha_value(), 1.0, rtol=1e-6)
-    new, metrics = (agent.update_actor_and_temperature if step_all else agent.update_critic)(cql_batch())
+    batch = random_batch(utd * 6, seed=3)
+    new, _ = jax.jit(lambda a, b: a.update(b))(agent, {**batch, "mc_returns": jnp.linspace(-2, 2, utd * 6)})
     assert np.sign(float(new.cql_alpha_value()) - 1.0) == direction
-    assert int(new.cql_lagrange.step) == 1
+    assert int(new.cql_lagrange.step) == steps

@@ -99,18 +99,20 @@ class CQLAgent(SACAgent):
         grads = jax.grad(lambda params: -self.cql_alpha_value(params) * (penalty - gap))(self.cql_lagrange.params)
         return {"cql_lagrange": grads}
 
+    def lagrange_on_critic_penalty(self) -> bool:
+        """Whether the multiplier steps on the critic loss's own penalty: after every critic step (clean), or in
+        the reference's UTD-1 update where every gradient is at the same parameters; else (the reference at high
+        UTD) it steps with the actor on the penalty recomputed at the current critics."""
+        return not self.config.step_all_optimizers or self.config.utd == 1
+
     def critic_gradients(self, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], Metrics]:
-        """The critics' gradients; without `step_all_optimizers` the Lagrange multiplier steps with them, on
-        this minibatch's penalty."""
         grads, metrics = super().critic_gradients(batch, key)
-        if self.cql_lagrange is None or self.config.step_all_optimizers:
+        if self.cql_lagrange is None or not self.lagrange_on_critic_penalty():
             return grads, metrics
         return {**grads, **self.lagrange_gradients(metrics["cql_penalty"])}, metrics
 
     def actor_gradients(self, batch: Batch, key: jax.Array) -> tuple[dict[str, Any], Metrics]:
-        """The actor's and temperature's gradients; with `step_all_optimizers` also the Lagrange multiplier's,
-        on the penalty recomputed at the current critics (as the reference code steps it with the actor)."""
-        if self.cql_lagrange is None or not self.config.step_all_optimizers:
+        if self.cql_lagrange is None or self.lagrange_on_critic_penalty():
             return super().actor_gradients(batch, key)
         actor_key, penalty_key = jax.random.split(key)
         grads, metrics = super().actor_gradients(batch, actor_key)
