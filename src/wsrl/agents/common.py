@@ -47,8 +47,7 @@ class TrainState(struct.PyTreeNode):
         """An Adam step on a zero gradient (the reference code's bookkeeping, docs/method.md §2.4): the moments
         decay, the parameters move by the momentum left, Adam's own count advances; `step` counts gradient steps
         only and stays."""
-        updates, opt_state = self.tx.update(jax.tree.map(jnp.zeros_like, self.params), self.opt_state, self.params)
-        return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state)
+        return self.apply_gradients(jax.tree.map(jnp.zeros_like, self.params)).replace(step=self.step)
 
     def polyak_update(self, tau: float) -> TrainState:
         target = jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, self.params, self.target_params)
