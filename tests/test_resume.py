@@ -37,8 +37,10 @@ def pretrained(minari_env, tmp_path_factory):
 
 
 def checkpoint_steps(run_dir):
-    folder = run_dir / "checkpoints"
-    return [int(p.name.split("_")[1]) for p in folder.glob("step_*")] if folder.is_dir() else []
+    """Steps with a checkpoint (of every seed, in a multi-seed run)."""
+    members = sorted(run_dir.glob("seed*")) or [run_dir]
+    return sorted(set.intersection(*({int(p.name.split("_")[1]) for p in (m / "checkpoints").glob("step_*")}
+                                     for m in members)))
 
 
 def run_until_killed(args, out, at_least, env, rng):
@@ -59,7 +61,22 @@ def rows(run_dir):
         return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in csv.DictReader(f)]
 
 
+def without_wall_clock(summary):
+    if isinstance(summary, dict):
+        return {k: without_wall_clock(v) for k, v in summary.items() if k not in ("wall_time_s", "env_steps_per_s")}
+    return summary
+
+
 def assert_identical(resumed, uninterrupted, online):
+    """Every seed's run directory identical (metrics, newest checkpoint, summary); a multi-seed run's summary too."""
+    members = sorted(p.name for p in uninterrupted.glob("seed*"))
+    for name in members or [""]:
+        assert_identical_run(resumed / name, uninterrupted / name, online)
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (resumed, uninterrupted)]
+    assert without_wall_clock(summaries[0]) == without_wall_clock(summaries[1])
+
+
+def assert_identical_run(resumed, uninterrupted, online):
     assert rows(resumed) == rows(uninterrupted)
     last = f"step_{max(checkpoint_steps(uninterrupted))}"
     assert max(checkpoint_steps(resumed)) == max(checkpoint_steps(uninterrupted))
@@ -68,17 +85,14 @@ def assert_identical(resumed, uninterrupted, online):
     if online:
         with np.load(a / "buffer.npz") as x, np.load(b / "buffer.npz") as y:
             assert set(x) == set(y) and all(np.array_equal(x[k], y[k]) for k in x)
-    summaries = [json.loads((d / "summary.json").read_text()) for d in (resumed, uninterrupted)]
-    for summary in summaries:
-        summary.pop("wall_time_s")
-        summary.pop("env_steps_per_s", None)
-    assert summaries[0] == summaries[1]
 
 
 # (command line, kill windows in steps: the first kill falls after a checkpoint in the first window, the second
 # after one in the second). Pendulum-v1: 200-step episodes, so Cal-QL's updates wait for the first one to end.
+# "train-sac" runs 2 seeds in one process (--seeds): a kill may fall between two seeds' checkpoints.
 ONLINE = {
-    "train-sac": (["train", "--env", "Hopper-v5", "--steps", "400", "--warmup-steps", "60"], (40, 120), (160, 300)),
+    "train-sac": (["train", "--env", "Hopper-v5", "--steps", "400", "--warmup-steps", "60", "--seeds", "2"],
+                  (40, 120), (160, 300)),
     "wsrl-warmup-then-online": (["finetune", "--method", "wsrl", "--steps", "400", "--warmup-steps", "150"],
                                 (20, 100), (180, 300)),
     "calql": (["finetune", "--method", "calql", "--steps", "400"], (40, 140), (220, 320)),

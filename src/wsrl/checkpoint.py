@@ -85,6 +85,12 @@ def resolve(path: str | Path) -> Path:
         return candidates[-1]
     if not path.exists():
         raise UserError(f"--from {path}: no such file or directory; give a run directory or a checkpoint")
+    from wsrl.train.rundir import group_seeds
+
+    seeds = group_seeds(path)
+    if seeds is not None:
+        raise UserError(f"{path} holds a run of {len(seeds)} seeds; give one seed's run directory, e.g. "
+                        f"{path / f'seed{seeds[0]}'}")
     raise UserError(f"--from {path}: not a wsrl checkpoint (no {AGENT_FILE} + {META_FILE}, "
                     "nor checkpoints/step_*/ inside); give a run directory written by wsrl")
 

@@ -108,10 +108,13 @@ def _base(command: str, args: Sequence[str]) -> tuple[argparse.Namespace, Online
 
 
 def _env_of_checkpoint(base: OnlineConfig, from_path: str) -> OnlineConfig:
-    """finetune's default env: the one the checkpoint was trained for."""
+    """finetune's default env: the one the checkpoint (of a multi-seed run: its first seed's) was trained for."""
     from wsrl import checkpoint
+    from wsrl.train import rundir
 
-    trained_for = checkpoint.load_meta(checkpoint.resolve(from_path)).get("env")
+    seeds = rundir.group_seeds(Path(from_path))
+    path = Path(from_path) / f"seed{seeds[0]}" if seeds else from_path
+    trained_for = checkpoint.load_meta(checkpoint.resolve(path)).get("env")
     return dataclasses.replace(base, env=trained_for or base.env)
 
 
@@ -178,6 +181,9 @@ def _run_command(command: str, known: argparse.Namespace, base: Any) -> type:
         ("out", Annotated[str | None, _arg("run directory to write (None: runs/COMMAND_NAME_SEED_TIME)")],
          field(default=None)),
         ("overwrite", Annotated[bool, _arg("replace --out if it already holds a run")], field(default=False)),
+        ("seeds", Annotated[int, _arg("seeds run together in this process (--seed, --seed + 1, ...), each into "
+                                      "OUT/seedS/" + (" from FROM/seedS/ when --from is a run of as many seeds"
+                                                      if command == "finetune" else ""))], field(default=1)),
         ("config", type(base), field(default=base)),
     ]
     return dataclasses.make_dataclass(f"{command.capitalize()}Command", fields, frozen=True)
@@ -196,17 +202,17 @@ def _run(command: str, args: Sequence[str]) -> int:
     from wsrl.train import rundir
 
     name = Path(config.dataset).name if command == "pretrain" else config.env
-    out = parsed.out or rundir.default_out(command, name, config.seed)
+    out = parsed.out or rundir.default_out(command, name, config.seed, parsed.seeds)
     line = shlex.join(["wsrl", command, *args])
     if command == "pretrain":
         from wsrl.train.offline import run_offline
 
-        summary = run_offline(config, out, overwrite=parsed.overwrite, command=line)
+        summary = run_offline(config, out, overwrite=parsed.overwrite, command=line, seeds=parsed.seeds)
     else:
         from wsrl.train.online import run_online
 
         summary = run_online(config, out, init_from=known.from_path if command == "finetune" else None,
-                             overwrite=parsed.overwrite, command=line)
+                             overwrite=parsed.overwrite, command=line, seeds=parsed.seeds)
     _report(summary, out)
     return 0
 
@@ -215,10 +221,14 @@ def _report(summary: dict[str, Any], out: str) -> None:
     steps = f"{summary['grad_steps']} gradient steps"
     if "env_steps" in summary:
         steps = f"{summary['env_steps']} env steps, {steps}"
-    final = summary["final_eval"]
+    final, seeds = summary["final_eval"], summary.get("seeds")
+    if seeds:
+        steps = f"{len(seeds)} seeds x {steps}"
     result = "no evaluation env" if not final else f"final eval return {final['eval_return']:.1f}"
     if final.get("eval_normalized_score") is not None:
         result += f" (normalised score {final['eval_normalized_score']:.1f})"
+    if seeds and final:
+        result += f": mean over seeds, lowest {summary['final_eval_min']['eval_return']:.1f}"
     print(f"done: {steps} in {summary['wall_time_s']:.0f}s; {result}; run directory {out}")
 
 
@@ -291,7 +301,10 @@ class CompareCommand:
     env: str = ""
     """Environment (default: the dataset's)."""
     workers: int = 1
-    """Runs at a time (local processes)."""
+    """Processes at a time (local)."""
+    seeds_per_process: bool = True
+    """Run each method's (and each pre-training's) seeds together in one process (`--seeds N`, run directories
+    NAME/seedS/); --no-seeds-per-process: one process per seed (NAME_seedS/)."""
 
 
 def _compare(args: Sequence[str]) -> int:
@@ -303,7 +316,7 @@ def _compare(args: Sequence[str]) -> int:
 
     comparison = Comparison(parsed.dataset, tuple(m for m in parsed.methods.split(",") if m), parsed.seeds,
                             parsed.steps, parsed.offline_steps, Path(parsed.out), parsed.preset, parsed.env,
-                            parsed.workers, tuple(extra))
+                            parsed.workers, parsed.seeds_per_process, tuple(extra))
     results = run_comparison(comparison)
     table = Table(title=f"wsrl compare: {parsed.dataset}")
     for column in ("method", "seeds", "score at start", "score at end", "area under curve", "regret"):
@@ -330,8 +343,10 @@ def _plot(args: Sequence[str]) -> int:
     if not parsed.runs:
         raise UserError("give at least one run directory to plot (see `wsrl plot --help`)")
     from wsrl.plots import plot_runs
+    from wsrl.train.rundir import members
 
-    print(f"wrote {plot_runs(parsed.runs, parsed.out, parsed.title)}")
+    runs = [member for run in parsed.runs for member in members(Path(run))]  # a multi-seed run: each seed
+    print(f"wrote {plot_runs(runs, parsed.out, parsed.title)}")
     return 0
 
 

@@ -1,8 +1,10 @@
 """`wsrl compare`: pre-train once per (offline algorithm, seed), run every method on it, tabulate and plot.
 
 Every run is an ordinary `wsrl pretrain` / `finetune` / `train` command in its own process (a local pool of
-`--workers`), writing an ordinary run directory. A run whose summary.json exists when its turn comes is not run
-again, so an interrupted comparison resumes where it stopped.
+`--workers`), writing an ordinary run directory: by default one process per method (and per pre-training) runs all
+its seeds together (`--seeds N`, run directories NAME/seedS/); with `--no-seeds-per-process`, one process per seed
+(NAME_seedS/). A run whose summary.json exists when its turn comes is not run again, and one interrupted after a
+checkpoint continues from it, so an interrupted comparison resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Comparison:
     preset: str = "locomotion"
     env: str = ""
     workers: int = 1
+    seeds_per_process: bool = True
     extra_flags: tuple[str, ...] = ()  # passed to every run whose config has them
 
     def validate(self) -> None:
@@ -127,46 +130,72 @@ def pretrained_by(c: Comparison, method: str) -> str:
     return continued.algo if continued is not None else PRESETS[c.preset].DEFAULT_ALGO
 
 
-def pretrain_runs(c: Comparison) -> dict[tuple[str, int], Path]:
-    """(offline algorithm, seed) -> run directory, one per pair the methods need."""
-    return {(algo, seed): c.out / "pretrain" / f"{algo}_seed{seed}" for algo in c.pretrain_configs()
-            for seed in range(c.seeds)}
+@dataclass(frozen=True)
+class Job:
+    """One process: a wsrl command writing run directory `out`, which holds the runs of `seeds`."""
+
+    args: tuple[str, ...]
+    out: Path
+    seeds: tuple[int, ...]
+
+    def run_dir(self, seed: int) -> Path:
+        return dict(rundir.seed_dirs(self.out, self.seeds[0], len(self.seeds)))[seed]
+
+
+def _jobs(c: Comparison, parent: Path, name: str) -> list[tuple[Path, tuple[int, ...]]]:
+    """(run directory, its seeds) of each process running `name`'s seeds."""
+    if c.seeds_per_process:
+        return [(parent / name, tuple(range(c.seeds)))]
+    return [(parent / f"{name}_seed{seed}", (seed,)) for seed in range(c.seeds)]
+
+
+def pretrain_jobs(c: Comparison) -> dict[str, list[Job]]:
+    """Offline algorithm -> the pre-training processes of its seeds."""
+    env = ["--env", c.env or dataset_env(c.dataset)]
+    return {algo: [Job(("pretrain", "--dataset", c.dataset, "--preset", c.preset, "--algo", algo, "--steps",
+                        str(c.offline_steps), "--seed", str(seeds[0]), "--seeds", str(len(seeds)), "--out", str(out),
+                        "--overwrite", *env, *c.flags_for(config)), out, seeds)
+                   for out, seeds in _jobs(c, c.out / "pretrain", algo)]
+            for algo, config in c.pretrain_configs().items()}
+
+
+def method_jobs(c: Comparison, pretrained: dict[str, list[Job]]) -> dict[str, list[Job]]:
+    """Method -> the processes of its seeds, each starting from the pre-training process of the same seeds."""
+    env = ["--env", c.env or dataset_env(c.dataset)]
+    jobs = {}
+    for name in c.methods:
+        config = c.method_configs()[name]
+        jobs[name] = []
+        for i, (out, seeds) in enumerate(_jobs(c, c.out / "runs", name)):
+            start = (["finetune", "--from", str(pretrained[pretrained_by(c, name)][i].out)]
+                     if METHODS[name].from_checkpoint else ["train"])
+            retain = ["--dataset", c.dataset] if config.retention is not None else []
+            jobs[name].append(Job((*start, "--method", name, "--preset", c.preset, "--steps", str(c.steps),
+                                   "--seed", str(seeds[0]), "--seeds", str(len(seeds)), "--out", str(out),
+                                   "--overwrite", *env, *retain, *c.flags_for(config)), out, seeds))
+    return jobs
+
+
+def _run_all(c: Comparison, jobs: list[Job]) -> None:
+    with ThreadPoolExecutor(c.workers) as pool:
+        list(pool.map(lambda job: _execute(_wsrl(*job.args), job.out), jobs))
 
 
 def run_comparison(c: Comparison) -> list[dict]:
     """Pre-train, run all methods x seeds, then write results.csv and comparison.png into c.out."""
     c.validate()
-    env = ["--env", c.env or dataset_env(c.dataset)]
-    pretrained = pretrain_runs(c)
-    jobs = []
-    for (algo, seed), run_dir in pretrained.items():
-        jobs.append((_wsrl("pretrain", "--dataset", c.dataset, "--preset", c.preset, "--algo", algo,
-                           "--steps", str(c.offline_steps), "--seed", str(seed), "--out", str(run_dir),
-                           "--overwrite", *env, *c.flags_for(c.pretrain_configs()[algo])), run_dir))
-    with ThreadPoolExecutor(c.workers) as pool:
-        list(pool.map(lambda job: _execute(*job), jobs))
-
-    jobs = []
-    for name in c.methods:
-        for seed in range(c.seeds):
-            run_dir = c.out / "runs" / f"{name}_seed{seed}"
-            start = (["finetune", "--from", str(pretrained[(pretrained_by(c, name), seed)])]
-                     if METHODS[name].from_checkpoint else ["train"])
-            retain = ["--dataset", c.dataset] if c.method_configs()[name].retention is not None else []
-            jobs.append((_wsrl(*start, "--method", name, "--preset", c.preset, "--steps", str(c.steps), "--seed",
-                               str(seed), "--out", str(run_dir), "--overwrite", *env, *retain,
-                               *c.flags_for(c.method_configs()[name])),
-                         run_dir))
-    with ThreadPoolExecutor(c.workers) as pool:
-        list(pool.map(lambda job: _execute(*job), jobs))
-    results = [result_row(name, seed, c.out / "runs" / f"{name}_seed{seed}")
-               for name in c.methods for seed in range(c.seeds)]
+    pretrained = pretrain_jobs(c)
+    _run_all(c, [job for jobs in pretrained.values() for job in jobs])
+    methods = method_jobs(c, pretrained)
+    _run_all(c, [job for jobs in methods.values() for job in jobs])
+    results = [result_row(name, seed, job.run_dir(seed))
+               for name, jobs in methods.items() for job in jobs for seed in job.seeds]
     with open(c.out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
         writer.writeheader()
         writer.writerows(results)
     plot_runs([r["run_dir"] for r in results], c.out / "comparison.png",
-              title=f"{c.dataset}: {c.seeds} seed(s), {c.steps} online steps")
+              title=f"{c.dataset}: {c.seeds} seed(s), {c.steps} online steps", labels=[r["method"] for r in results])
     return results
 
 

@@ -20,8 +20,9 @@ SEED_SUFFIX = re.compile(r"[-_]?seed[-_]?\d+$")
 
 
 def run_label(run_dir: Path) -> str:
-    """Runs whose directory names differ only by a trailing seed share a label (and a curve)."""
-    return SEED_SUFFIX.sub("", run_dir.name) or run_dir.name
+    """Runs whose directory names differ only by a trailing seed share a label (and a curve); a seed of a
+    multi-seed run (RUN/seedS) is labelled by its run (RUN)."""
+    return SEED_SUFFIX.sub("", run_dir.name) or run_dir.parent.name
 
 
 def read_run(run_dir: Path) -> dict:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -70,7 +72,8 @@ class RunLogger:
 
 
 class ProgressBar:
-    """A rich progress bar over env (or gradient) steps whose label shows the last evaluation return."""
+    """A rich progress bar over env (or gradient) steps whose label shows the last evaluation return (of several
+    seeds: their mean and minimum)."""
 
     def __init__(self, total: int, label: str):
         self._label = label
@@ -90,12 +93,16 @@ class ProgressBar:
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
 
-    def advance(self, completed: int, eval_return: float | None = None) -> None:
+    def advance(self, completed: int, eval_returns: Sequence[float] = ()) -> None:
         now = time.perf_counter()
         if now - self._last_refresh < 0.2 and completed != self._bar.tasks[0].total:
             return
         self._last_refresh = now
-        description = self._label if eval_return is None else f"{self._label} | eval return {eval_return:.1f}"
+        description = self._label
+        if len(eval_returns) == 1:
+            description += f" | eval return {eval_returns[0]:.1f}"
+        elif eval_returns:
+            description += f" | eval return mean {np.mean(eval_returns):.1f}, min {min(eval_returns):.1f}"
         rate = f"{completed / max(now - self._start, 1e-9):.0f} steps/s"
         self._bar.update(self._task, completed=completed, description=description, rate=rate)
 

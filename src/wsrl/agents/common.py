@@ -83,7 +83,7 @@ class Agent(Protocol):
         ...
 
     def sample_actions(self, obs: jax.Array) -> tuple[Self, jax.Array]:
-        """Stochastic actions for a batch of observations, advancing the agent's rng."""
+        """Stochastic actions for a batch of observations, advancing the agent's rng (and changing nothing else)."""
         ...
 
     def eval_actions(self, obs: jax.Array) -> jax.Array:
@@ -108,7 +108,40 @@ def unstack(agents: A) -> list[A]:
     return [jax.tree.map(lambda leaf, i=i: leaf[i], agents) for i in range(jax.tree.leaves(agents)[0].shape[0])]
 
 
+def take(tree: A, k: int) -> A:
+    """Seed `k` of stacked agents (or buffers)."""
+    return _take(tree, k)
+
+
+@jax.jit
+def _take(tree: Any, k: jax.Array) -> Any:
+    return jax.tree.map(lambda leaf: leaf[k], tree)
+
+
+def over_seeds(fn: Any, *args: Any, exact: bool = False) -> Any:
+    """`fn` applied to each seed's slice of `args` (every leaf has the leading seed axis), outputs stacked.
+
+    One seed runs `fn` itself, so a single-seed run executes the same program as an unstacked agent. Several run
+    `jax.vmap(fn)`, whose batched matmuls may round differently; with `exact`, `jax.lax.map` runs the unbatched
+    program seed after seed and gives bitwise what each seed alone gives (for cheap calls such as acting).
+    """
+    if jax.tree.leaves(args)[0].shape[0] == 1:
+        return jax.tree.map(lambda leaf: leaf[None], fn(*jax.tree.map(lambda leaf: leaf[0], args)))
+    return jax.lax.map(lambda sliced: fn(*sliced), args) if exact else jax.vmap(fn)(*args)
+
+
 @jax.jit
 def update_seeds(agents: Any, batches: Batch) -> tuple[Any, Metrics]:
     """One update of every stacked agent on its own batch (leading seed axis on both), as one program."""
-    return jax.vmap(lambda agent, batch: agent.update(batch))(agents, batches)
+    return over_seeds(lambda agent, batch: agent.update(batch), agents, batches)
+
+
+def sample_seeds(agents: A, obs: jax.Array) -> tuple[A, jax.Array]:
+    """One stochastic action per stacked agent for its observation (obs: seeds x obs_dim), bitwise what each agent
+    alone samples; only the rng is carried through the per-seed loop, not the parameters."""
+    def one(agent: Any, o: jax.Array) -> tuple[jax.Array, jax.Array]:
+        agent, action = agent.sample_actions(o[None])
+        return agent.rng, action[0]
+
+    rngs, actions = over_seeds(one, agents, obs, exact=True)
+    return agents.replace(rng=rngs), actions

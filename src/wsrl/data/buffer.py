@@ -69,11 +69,6 @@ class ReplayBuffer(struct.PyTreeNode):
         pointer = int(rows["pointer"]) if size == self.capacity else size
         return self.replace(data=data, size=jnp.asarray(size, jnp.int32), pointer=jnp.asarray(pointer, jnp.int32))
 
-    def set_returns(self, idx: jax.Array, values: jax.Array) -> ReplayBuffer:
-        """Write Monte-Carlo returns at rows `idx`; indices >= capacity (padding) are ignored."""
-        data = {**self.data, "mc_returns": self.data["mc_returns"].at[idx].set(values, mode="drop")}
-        return self.replace(data=data)
-
     def sample(self, key: jax.Array, batch_size: int, limit: jax.Array | None = None) -> dict[str, jax.Array]:
         """Uniform sample with replacement among the inserted transitions (the first `limit` ones if given)."""
         high = self.size if limit is None else limit

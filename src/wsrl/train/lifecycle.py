@@ -65,10 +65,11 @@ def stop_signals() -> Iterator[StopRequest]:
             signal.signal(sig, old)
 
 
-def check_metrics(step: int, metrics: dict[str, float]) -> None:
+def check_metrics(step: int, metrics: dict[str, float], where: str = "") -> None:
+    """Stop as diverged on the first non-finite metric (`where`: e.g. "seed 3's ", of a multi-seed run)."""
     for name, value in metrics.items():
         if not math.isfinite(value):
-            raise Diverged(step, name)
+            raise Diverged(step, where + name)
 
 
 @jax.jit
@@ -77,6 +78,6 @@ def _all_finite(tree: Any) -> jax.Array:
                                 if jnp.issubdtype(x.dtype, jnp.floating)]))
 
 
-def check_parameters(step: int, agent: Any) -> None:
+def check_parameters(step: int, agent: Any, where: str = "") -> None:
     if not bool(_all_finite(agent)):
-        raise Diverged(step, "a network parameter")
+        raise Diverged(step, where + "a network parameter")

@@ -16,7 +16,7 @@ import jax
 
 from wsrl import checkpoint
 from wsrl.agents import agent_from_meta
-from wsrl.agents.common import Agent
+from wsrl.agents.common import Agent, over_seeds, stack, take
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
 from wsrl.config import OfflineConfig
@@ -44,12 +44,16 @@ def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
 
 
 @jax.jit
-def _offline_update(agent: Agent, data: dict[str, jax.Array]) -> tuple[Agent, dict[str, jax.Array]]:
-    """Sample utd * batch_size dataset transitions uniformly and update once (one device call)."""
-    agent, key = agent.split_rng()
-    size = agent.config.utd * agent.config.batch_size
-    idx = jax.random.randint(key, (size,), 0, data["rewards"].shape[0])
-    return agent.update({k: v[idx] for k, v in data.items()})
+def _offline_update(agents: Agent, data: dict[str, jax.Array]) -> tuple[Agent, dict[str, jax.Array]]:
+    """Every seed samples utd * batch_size dataset transitions uniformly and updates once (one device call)."""
+
+    def one(agent: Agent) -> tuple[Agent, dict[str, jax.Array]]:
+        agent, key = agent.split_rng()
+        size = agent.config.utd * agent.config.batch_size
+        idx = jax.random.randint(key, (size,), 0, data["rewards"].shape[0])
+        return agent.update({k: v[idx] for k, v in data.items()})
+
+    return over_seeds(one, agents)
 
 
 def _eval_env(config: OfflineConfig, raw: RawDataset) -> gym.Env | None:
@@ -75,7 +79,8 @@ def create_agent(config: OfflineConfig, obs_dim: int, action_dim: int) -> Agent:
 
 @dataclass(frozen=True)
 class OfflineRun:
-    """What stays fixed while pre-training: config, data, evaluation env, output."""
+    """What stays fixed while pre-training: config (of the first seed), data, evaluation env, each seed's config,
+    logger and output."""
 
     config: OfflineConfig
     data: dict[str, jax.Array]
@@ -83,7 +88,9 @@ class OfflineRun:
     env_id: str | None
     reference: tuple[float, float] | None
     dims: tuple[int, int]
-    logger: RunLogger
+    configs: tuple[OfflineConfig, ...]
+    loggers: tuple[RunLogger, ...]
+    outs: tuple[Path, ...]
     out: Path
     clock: CheckpointClock
     stop: StopRequest
@@ -104,57 +111,87 @@ def _prepare(config: OfflineConfig) -> tuple[RawDataset, Transitions, gym.Env | 
     return raw, transitions, eval_env
 
 
-def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False, command: str = "") -> dict[str, Any]:
-    """Pre-train into run directory `out`; returns the summary also written to summary.json."""
+def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False, command: str = "",
+                seeds: int = 1) -> dict[str, Any]:
+    """Pre-train `seeds` seeds (config.seed, config.seed + 1, ...; each OUT/seedS/ when several) into run directory
+    `out`; returns the summary also written to summary.json."""
     out = Path(out)
     raw, transitions, eval_env = _prepare(config)
     obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
-    agent = create_agent(config, obs_dim, action_dim)
+    members = rundir.seed_dirs(out, config.seed, seeds)
+    configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
+    agents = [create_agent(c, obs_dim, action_dim) for c in configs]
     rundir.prepare(out, overwrite)
-    rundir.write_config(out, config, command, kind="offline", dataset_transitions=len(transitions),
-                        eval_env=config.env or raw.env_id)
-    return _train(config, out, raw, transitions, eval_env, RunLogger(out, "grad_step"),
-                  {"agent": agent, "step": 0, "last_eval": {}, "wall_time": 0.0})
+    about = {"kind": "offline", "dataset_transitions": len(transitions), "eval_env": config.env or raw.env_id}
+    if seeds > 1:
+        rundir.write_config(out, config, command, seeds=[seed for seed, _ in members], **about)
+    for c, (_, path) in zip(configs, members, strict=True):
+        path.mkdir(exist_ok=True)
+        rundir.write_config(path, c, command, **about)
+    states = [{"step": 0, "last_eval": {}, "wall_time": 0.0} for _ in members]
+    return _train(configs, out, raw, transitions, eval_env, [RunLogger(path, "grad_step") for _, path in members],
+                  stack(agents), states)
 
 
-def resume_offline(out: Path, config: OfflineConfig, directory: Path, on_start: Callable[[], None]) -> dict[str, Any]:
-    """Continue pre-training in `out` from its checkpoint `directory` up to `config.steps`; `on_start` runs once all
-    input was checked."""
+def resume_offline(out: Path, config: OfflineConfig, directories: list[Path],
+                   on_start: Callable[[], None]) -> dict[str, Any]:
+    """Continue pre-training in `out` from its checkpoint `directories` (one per seed) up to `config.steps`;
+    `on_start` runs once all input was checked."""
     raw, transitions, eval_env = _prepare(config)
     obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
-    directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim, config.env or raw.env_id or "the data")
-    try:
-        record = json.loads((directory / LOOP_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"checkpoint {directory}: no readable {LOOP_FILE} ({e}); it was not written by a resumable "
-                        "run") from None
-    agent = checkpoint.restore(agent_from_meta(meta), directory)
+    members = rundir.seed_dirs(out, config.seed, len(directories))
+    agents, states = [], []
+    for directory in directories:
+        directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim,
+                                                  config.env or raw.env_id or "the data")
+        try:
+            states.append(json.loads((directory / LOOP_FILE).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"checkpoint {directory}: no readable {LOOP_FILE} ({e}); it was not written by a "
+                            "resumable run") from None
+        agents.append(checkpoint.restore(agent_from_meta(meta), directory))
     on_start()
-    logger = RunLogger(out, "grad_step", resume_at=(record["metrics_bytes"], record["step"]))
-    return _train(config, out, raw, transitions, eval_env, logger, {**record, "agent": agent})
+    loggers = [RunLogger(path, "grad_step", resume_at=(state["metrics_bytes"], state["step"]))
+               for (_, path), state in zip(members, states, strict=True)]
+    configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
+    return _train(configs, out, raw, transitions, eval_env, loggers, stack(agents), states)
 
 
-def _train(config: OfflineConfig, out: Path, raw: RawDataset, transitions: Transitions, eval_env: gym.Env | None,
-           logger: RunLogger, state: dict[str, Any]) -> dict[str, Any]:
-    """The pre-training loop from `state` (agent, step, last_eval, wall_time) to config.steps."""
+def _train(configs: list[OfflineConfig], out: Path, raw: RawDataset, transitions: Transitions,
+           eval_env: gym.Env | None, loggers: list[RunLogger], agents: Agent,
+           states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pre-training loop of every seed from its `state` (step, last_eval, wall_time) to config.steps."""
+    config = configs[0]
     data = jax.device_put({k: v for k, v in transitions.as_dict().items() if k != "dones"})
     dims = (transitions.observations.shape[1], transitions.actions.shape[1])
+    outs = tuple(logger_dir for _, logger_dir in rundir.seed_dirs(out, config.seed, len(configs)))
     with stop_signals() as stop:
-        run = OfflineRun(config, data, eval_env, config.env or raw.env_id, raw.reference, dims, logger, out,
-                         CheckpointClock(config.checkpoint_every, config.checkpoint_minutes), stop)
+        run = OfflineRun(config, data, eval_env, config.env or raw.env_id, raw.reference, dims, tuple(configs),
+                         tuple(loggers), outs, out, CheckpointClock(config.checkpoint_every,
+                                                                    config.checkpoint_minutes), stop)
         try:
-            _loop(run, state)
-            _save(run, state)
+            agents = _loop(run, states, agents)
+            _save(run, states, agents)
         except Diverged as e:
-            rundir.write_summary(out, {"dataset": config.dataset, "algo": config.algo, "grad_steps": state["step"],
-                                       "diverged": {"step": e.step, "quantity": e.quantity}})
+            diverged = {"diverged": {"step": e.step, "quantity": e.quantity}}
+            for path, state in zip(outs, states, strict=True):
+                rundir.write_summary(path, {"dataset": config.dataset, "algo": config.algo,
+                                            "grad_steps": state["step"], **diverged})
+            if len(configs) > 1:
+                rundir.write_summary(out, diverged)
             raise
         finally:
-            logger.close()
+            for logger in loggers:
+                logger.close()
             if eval_env is not None:
                 eval_env.close()
-    summary = {"dataset": config.dataset, "algo": config.algo, "grad_steps": state["step"],
-               "wall_time_s": _elapsed(run, state), "final_eval": state["last_eval"]}
+    summaries = [{"dataset": config.dataset, "algo": config.algo, "grad_steps": state["step"],
+                  "wall_time_s": _elapsed(run, state), "final_eval": state["last_eval"]} for state in states]
+    for path, summary in zip(outs, summaries, strict=True):
+        rundir.write_summary(path, summary)
+    if len(configs) == 1:
+        return summaries[0]
+    summary = rundir.group_summary(summaries, [c.seed for c in configs])
     rundir.write_summary(out, summary)
     return summary
 
@@ -163,43 +200,55 @@ def _elapsed(run: OfflineRun, state: dict[str, Any]) -> float:
     return state["wall_time"] + time.perf_counter() - run.started
 
 
-def _loop(run: OfflineRun, state: dict[str, Any]) -> None:
-    """Update, log, evaluate, checkpoint: once per gradient step."""
+def _loop(run: OfflineRun, states: list[dict[str, Any]], agents: Agent) -> Agent:
+    """Update (every seed in one call), log, evaluate, checkpoint: once per gradient step; returns the agents."""
     config = run.config
     with ProgressBar(config.steps, f"{config.algo} offline") as progress:
-        while state["step"] < config.steps:
-            state["agent"], metrics = _offline_update(state["agent"], run.data)
-            state["step"] = step = state["step"] + 1
+        while states[0]["step"] < config.steps:
+            agents, metrics = _offline_update(agents, run.data)
+            step = states[0]["step"] + 1
+            for state in states:
+                state["step"] = step
             if step % config.log_every == 0:
-                values = {k: float(v) for k, v in metrics.items()}
-                run.logger.log(_row(run, state, values))
-                check_metrics(step, values)
+                values = jax.device_get(metrics)
+                for k, state in enumerate(states):
+                    seed_values = {name: float(v[k]) for name, v in values.items()}
+                    run.loggers[k].log(_row(run, state, seed_values))
+                    check_metrics(step, seed_values, _whose(run, k))
             if run.eval_env is not None and (step % config.eval_every == 0 or step == config.steps):
-                state["last_eval"] = evaluate(state["agent"], run.eval_env, config.eval_episodes,
-                                              rundir.eval_seed(config.seed), run.env_id, run.reference)
-                run.logger.log(_row(run, state, state["last_eval"]))
+                for k, state in enumerate(states):
+                    state["last_eval"] = evaluate(take(agents, k), run.eval_env, config.eval_episodes,
+                                                  rundir.eval_seed(run.configs[k].seed), run.env_id, run.reference)
+                    run.loggers[k].log(_row(run, state, state["last_eval"]))
             if run.clock.due(step) or run.stop.signal:
-                _save(run, state)
+                _save(run, states, agents)
             if run.stop.signal:
                 raise Stopped(run.stop.exit_code, f"stopped at gradient step {step} after writing a checkpoint; "
                                                   f"continue with `wsrl resume {run.out}`")
-            progress.advance(step, state["last_eval"].get("eval_return"))
+            progress.advance(step, [s["last_eval"]["eval_return"] for s in states if s["last_eval"]])
+    return agents
+
+
+def _whose(run: OfflineRun, k: int) -> str:
+    return f"seed {run.configs[k].seed}'s " if len(run.configs) > 1 else ""
 
 
 def _row(run: OfflineRun, state: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return {"env_step": 0, "grad_step": state["step"], "phase": "offline", "wall_time": _elapsed(run, state), **extra}
 
 
-def _save(run: OfflineRun, state: dict[str, Any]) -> None:
-    """A checkpoint that `wsrl resume` continues exactly (the agent holds the batch-sampling rng)."""
-    step, agent = state["step"], state["agent"]
-    directory = run.out / "checkpoints" / f"step_{step}"
-    if directory.is_dir():
-        return
-    check_parameters(step, agent)
-    record = {"format": LOOP_FORMAT, "step": step, "last_eval": state["last_eval"],
-              "metrics_bytes": run.logger.position, "wall_time": _elapsed(run, state)}
-    checkpoint.save(agent, directory, checkpoint.metadata(agent, *run.dims, run.env_id, 0, dataset=run.config.dataset),
-                    {LOOP_FILE: json.dumps(record).encode()})
-    checkpoint.prune(run.out, run.config.keep_checkpoints)
+def _save(run: OfflineRun, states: list[dict[str, Any]], agents: Agent) -> None:
+    """A checkpoint per seed that `wsrl resume` continues exactly (the agent holds the batch-sampling rng)."""
+    for k, state in enumerate(states):
+        step, agent = state["step"], take(agents, k)
+        directory = run.outs[k] / "checkpoints" / f"step_{step}"
+        if directory.is_dir():
+            continue
+        check_parameters(step, agent, _whose(run, k))
+        record = {"format": LOOP_FORMAT, "step": step, "last_eval": state["last_eval"],
+                  "metrics_bytes": run.loggers[k].position, "wall_time": _elapsed(run, state)}
+        checkpoint.save(agent, directory, checkpoint.metadata(agent, *run.dims, run.env_id, 0,
+                                                              dataset=run.config.dataset),
+                        {LOOP_FILE: json.dumps(record).encode()})
+        checkpoint.prune(run.outs[k], run.config.keep_checkpoints)
     run.clock.saved()

@@ -4,10 +4,14 @@
 whole checkpoint (WSRL, and the baselines that continue an offline learner). With WSRL the replay buffer
 starts empty and never holds offline data.
 
-The loop is written over an explicit `LoopState` (everything that changes during a run) and pluggable pieces:
-action sources (`sources.RandomWarmup`, `sources.GuidedStart` on top of the policy's own samples) and a
-`sources.BatchSource` (online buffer, optionally mixed with offline data, optionally limited to finished
-episodes).
+The loop is written over explicit state (each seed's `LoopState` on the host, every seed's agent and replay
+buffer stacked in `Learners` on the device) and pluggable pieces: action sources (`sources.RandomWarmup`,
+`sources.GuidedStart` on top of the policy's own samples) and a `sources.BatchSource` (online buffer, optionally
+mixed with offline data, optionally limited to finished episodes).
+
+`--seeds N` runs N seeds in lockstep in one process (docs/architecture.md §6): one environment each, and per env
+step one device call that stores every seed's transition, updates every agent on its own buffer (`jax.vmap`) and
+samples every next action. Seed S writes OUT/seedS/, an ordinary single-seed run directory.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 
 from wsrl import checkpoint
 from wsrl.agents import agent_from_meta
-from wsrl.agents.common import Agent
+from wsrl.agents.common import Agent, over_seeds, sample_seeds, stack, take
 from wsrl.agents.sac import SACAgent
 from wsrl.config import OnlineConfig
 from wsrl.data.buffer import ReplayBuffer, mixed_batch
@@ -85,10 +89,9 @@ class EpisodeStats:
 
 @dataclass
 class LoopState:
-    """Everything an online run changes as it goes: what a checkpoint must hold to continue it exactly."""
+    """What one seed's run changes on the host as it goes; with its agent and buffer (`Learners`), what a checkpoint
+    must hold to continue it exactly."""
 
-    agent: Agent
-    buffer: ReplayBuffer
     obs: np.ndarray
     action: np.ndarray  # the policy's sample for `obs`, computed by the previous device call
     np_rng: np.random.Generator  # random warmup actions
@@ -104,24 +107,40 @@ class LoopState:
     guide_horizon: int = 0  # JSRL: guide steps at the start of each episode
     best_eval: float = -np.inf
     last_eval: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Learners:
+    """Every seed's agent, replay buffer and last update's metrics, stacked on a leading seed axis (device)."""
+
+    agents: Agent
+    buffers: ReplayBuffer
     metrics: dict[str, jax.Array] = field(default_factory=dict)
+
+    def agent(self, k: int) -> Agent:
+        return take(self.agents, k)
+
+    def buffer(self, k: int) -> ReplayBuffer:
+        return take(self.buffers, k)
+
+    def grad_step(self, k: int) -> int:
+        return int(self.agents.critic.step[k])
+
+    def host_metrics(self) -> list[dict[str, float]]:
+        """Each seed's last update metrics as floats."""
+        values = jax.device_get(self.metrics)
+        return [{name: float(v[k]) for name, v in values.items()} for k in range(len(self.agents.critic.step))]
 
 
 @dataclass(frozen=True)
-class OnlineRun:
-    """What stays fixed during a run: config, environments, output, and the method's pieces."""
+class SeedRun:
+    """What stays fixed for one seed: its config (its own seed), training env, output and action sources."""
 
     config: OnlineConfig
     env: gym.Env
-    eval_env: gym.Env
     logger: RunLogger
     out: Path
     actions: tuple[ActionSource, ...]
-    batches: BatchSource
-    first_update_step: int
-    clock: CheckpointClock
-    stop: StopRequest
-    started: float = field(default_factory=time.perf_counter)
 
     @property
     def guide(self) -> Agent | None:
@@ -129,25 +148,51 @@ class OnlineRun:
         return next((a.guide for a in self.actions if isinstance(a, GuidedStart)), None)
 
 
+@dataclass(frozen=True)
+class OnlineRun:
+    """What stays fixed during a run: config (of the first seed), the seeds, evaluation env, output, batch source."""
+
+    config: OnlineConfig
+    seeds: tuple[SeedRun, ...]
+    eval_env: gym.Env
+    out: Path
+    batches: BatchSource
+    first_update_step: int
+    clock: CheckpointClock
+    stop: StopRequest
+    started: float = field(default_factory=time.perf_counter)
+
+
 @partial(jax.jit, donate_argnums=(1,))
-def _insert_and_act(agent: Agent, buffer: ReplayBuffer, transition: dict, obs: jax.Array):
-    buffer = buffer.insert(transition)
-    agent, action = agent.sample_actions(obs[None])
-    return agent, buffer, action[0]
+def _insert_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs: jax.Array):
+    buffers = over_seeds(ReplayBuffer.insert, buffers, transitions)
+    agents, actions = sample_seeds(agents, obs)
+    return agents, buffers, actions
 
 
 @partial(jax.jit, donate_argnums=(1,), static_argnames=("offline_ratio",))
-def _insert_update_and_act(agent: Agent, buffer: ReplayBuffer, transition: dict, obs: jax.Array,
-                           offline: dict | None, offline_ratio: float, sample_limit: jax.Array | None):
-    """The one device call per env step: store, sample utd * batch, high-UTD update, next action."""
-    buffer = buffer.insert(transition)
-    agent, key = agent.split_rng()
-    batch = mixed_batch(key, buffer, offline, agent.config.utd, agent.config.batch_size, offline_ratio,
-                        sample_limit)
-    offline_fraction = batch.pop("offline").mean()
-    agent, metrics = agent.update(batch)
-    agent, action = agent.sample_actions(obs[None])
-    return agent, buffer, action[0], {**metrics, "offline_fraction": offline_fraction}
+def _insert_update_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs: jax.Array,
+                           offline: dict | None, offline_ratio: float, sample_limits: jax.Array | None):
+    """The one device call per env step: store, sample utd * batch, high-UTD update, next action (every seed)."""
+
+    def one(agent: Agent, buffer: ReplayBuffer, transition: dict, limit: jax.Array | None):
+        buffer = buffer.insert(transition)
+        agent, key = agent.split_rng()
+        batch = mixed_batch(key, buffer, offline, agent.config.utd, agent.config.batch_size, offline_ratio, limit)
+        offline_fraction = batch.pop("offline").mean()
+        agent, metrics = agent.update(batch)
+        return agent, buffer, {**metrics, "offline_fraction": offline_fraction}
+
+    agents, buffers, metrics = over_seeds(one, agents, buffers, transitions, sample_limits)
+    agents, actions = sample_seeds(agents, obs)
+    return agents, buffers, actions, metrics
+
+
+@partial(jax.jit, donate_argnums=(0,))
+def _set_returns(buffers: ReplayBuffer, k: int, idx: jax.Array, values: jax.Array) -> ReplayBuffer:
+    """Write Monte-Carlo returns into rows `idx` of seed k's buffer; indices >= capacity (padding) are dropped."""
+    returns = buffers.data["mc_returns"].at[k, idx].set(values, mode="drop")
+    return buffers.replace(data={**buffers.data, "mc_returns": returns})
 
 
 def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from: str | Path | None = None) -> Agent:
@@ -177,137 +222,208 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
     return checkpoint.restore(fresh, directory, drop=OFFLINE_ONLY_STATE)
 
 
-def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | None = None,
-               overwrite: bool = False, command: str = "", save_buffer: bool = False) -> dict[str, Any]:
-    """Train online into run directory `out`; returns the summary also written to summary.json.
+def starting_points(init_from: str | Path | None, seeds: list[int]) -> list[Path | None]:
+    """The checkpoint each seed starts from: seed S of a multi-seed pre-training (which must hold exactly these
+    seeds) goes to seed S; any other run or checkpoint to every seed."""
+    if init_from is None:
+        return [None] * len(seeds)
+    init_from = Path(init_from)
+    pretrained = rundir.group_seeds(init_from)
+    if pretrained is None:
+        return [init_from] * len(seeds)
+    if pretrained != seeds:
+        raise UserError(f"--from {init_from} holds the pre-training of seeds {_seed_range(pretrained)}, this run asks "
+                        f"for seeds {_seed_range(seeds)}: give --seed {pretrained[0]} --seeds {len(pretrained)}, or "
+                        f"one seed's directory ({init_from}/seed{pretrained[0]})")
+    return [path for _, path in rundir.seed_dirs(init_from, seeds[0], len(seeds))]
 
-    `save_buffer` also writes the replay buffer's transitions, oldest first, to replay_buffer.npz.
+
+def _seed_range(seeds: list[int]) -> str:
+    return f"{seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+
+
+def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | None = None,
+               overwrite: bool = False, command: str = "", save_buffer: bool = False,
+               seeds: int = 1) -> dict[str, Any]:
+    """Train `seeds` seeds (config.seed, config.seed + 1, ...) online into run directory `out`; returns the summary
+    also written to summary.json (for several seeds, their mean final evaluation; each seed's is in its directory).
+
+    `save_buffer` also writes each seed's replay buffer transitions, oldest first, to replay_buffer.npz.
     """
     config.validate()
     out = Path(out)
-    env, eval_env = _make_envs(config)
-    obs_dim, action_dim = space_dims(env)
+    members = rundir.seed_dirs(out, config.seed, seeds)
+    configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
+    starts = starting_points(init_from, [seed for seed, _ in members])
+    envs = [_make_env(c) for c in configs]
+    obs_dim, action_dim = space_dims(envs[0])
     if config.jsrl is not None and init_from is None:
         raise UserError("JSRL needs a guide policy: give the pre-trained checkpoint with --from")
-    guide = initial_agent(config, obs_dim, action_dim, init_from) if config.jsrl is not None else None
-    agent = initial_agent(config, obs_dim, action_dim, None if config.jsrl is not None else init_from)
-    batches = batch_source(config, agent, obs_dim, action_dim, _episode_limit(env))
+    guides = [initial_agent(c, obs_dim, action_dim, start) if config.jsrl is not None else None
+              for c, start in zip(configs, starts, strict=True)]
+    agents = [initial_agent(c, obs_dim, action_dim, None if config.jsrl is not None else start)
+              for c, start in zip(configs, starts, strict=True)]
+    batches = batch_source(config, agents[0], obs_dim, action_dim, _episode_limit(envs[0]))
     rundir.prepare(out, overwrite)
-    rundir.write_config(out, config, command, kind="online", init_from=None if init_from is None else str(init_from),
-                        learner=type(agent).__name__)
+    learner = type(agents[0]).__name__
+    if seeds > 1:
+        rundir.write_config(out, config, command, kind="online", seeds=[seed for seed, _ in members],
+                            init_from=None if init_from is None else str(init_from), learner=learner)
+    for c, (_, path), start in zip(configs, members, starts, strict=True):
+        path.mkdir(exist_ok=True)
+        rundir.write_config(path, c, command, kind="online", init_from=None if start is None else str(start),
+                            learner=learner)
+    loggers = [RunLogger(path) for _, path in members]
     with stop_signals() as stop:
-        run = _online_run(config, env, eval_env, RunLogger(out), out, agent, guide, batches, stop)
-        return _execute(run, lambda: _start(run, agent), save_buffer)
+        run = _online_run(configs, envs, loggers, [path for _, path in members], out, agents[0], guides, batches,
+                          stop)
+        return _execute(run, lambda: _start(run, stack(agents)), save_buffer)
 
 
-def resume_online(out: Path, config: OnlineConfig, directory: Path, on_start: Callable[[], None]) -> dict[str, Any]:
-    """Continue the run in `out` from its checkpoint `directory` (written by `_save`) up to `config.steps`;
-    `on_start` runs once all input was checked."""
+def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
+                  on_start: Callable[[], None]) -> dict[str, Any]:
+    """Continue the run in `out` from its checkpoint `directories` (one per seed, written by `_save`) up to
+    `config.steps`; `on_start` runs once all input was checked."""
     config.validate()
-    env, eval_env = _make_envs(config)
-    obs_dim, action_dim = space_dims(env)
-    directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim, config.env)
-    record = _read_loop(directory)
-    agent = checkpoint.restore(agent_from_meta(meta), directory)
-    guide = None
-    if config.jsrl is not None:
-        guide = checkpoint.restore(agent_from_meta(meta), directory, agent_file=GUIDE_FILE)
-    batches = batch_source(config, agent, obs_dim, action_dim, _episode_limit(env))
-    capacity = min(config.buffer_capacity, config.steps + batches.appended)
-    buffer = _read_buffer(directory, ReplayBuffer.create(obs_dim, action_dim, capacity))
+    members = rundir.seed_dirs(out, config.seed, len(directories))
+    configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
+    envs = [_make_env(c) for c in configs]
+    obs_dim, action_dim = space_dims(envs[0])
+    agents, guides, buffers, records = [], [], [], []
+    for directory in directories:
+        directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim, config.env)
+        records.append(_read_loop(directory))
+        agents.append(checkpoint.restore(agent_from_meta(meta), directory))
+        guides.append(None if config.jsrl is None else
+                      checkpoint.restore(agent_from_meta(meta), directory, agent_file=GUIDE_FILE))
+        batches = batch_source(config, agents[-1], obs_dim, action_dim, _episode_limit(envs[0]))
+        capacity = min(config.buffer_capacity, config.steps + batches.appended)
+        buffers.append(_read_buffer(directory, ReplayBuffer.create(obs_dim, action_dim, capacity)))
     on_start()
-    logger = RunLogger(out, resume_at=(record["metrics_bytes"], record["env_step"]))
+    loggers = [RunLogger(path, resume_at=(record["metrics_bytes"], record["env_step"]))
+               for (_, path), record in zip(members, records, strict=True)]
     with stop_signals() as stop:
-        run = _online_run(config, env, eval_env, logger, out, agent, guide, batches, stop)
-        return _execute(run, lambda: _restore(run, agent, buffer, record), False)
+        run = _online_run(configs, envs, loggers, [path for _, path in members], out, agents[0], guides, batches,
+                          stop)
+        return _execute(run, lambda: _restore(run, stack(agents), stack(buffers), records), False)
 
 
-def _make_envs(config: OnlineConfig) -> tuple[gym.Env, gym.Env]:
+def _make_env(config: OnlineConfig, training: bool = True) -> gym.Env:
+    """The training env (scaled rewards) or the evaluation env (raw rewards) of a config."""
     task = {"binary_reward": config.binary_reward, "terminate_on_success": config.terminate_on_success}
-    return make_env(config.env, config.reward_scale, config.reward_bias, **task), make_env(config.env, **task)
+    if not training:
+        return make_env(config.env, **task)
+    return make_env(config.env, config.reward_scale, config.reward_bias, **task)
 
 
 def _episode_limit(env: gym.Env) -> int:
     return env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 1000
 
 
-def _online_run(config: OnlineConfig, env: gym.Env, eval_env: gym.Env, logger: RunLogger, out: Path, agent: Agent,
-                guide: Agent | None, batches: BatchSource, stop: StopRequest) -> OnlineRun:
+def _online_run(configs: list[OnlineConfig], envs: list[gym.Env], loggers: list[RunLogger], outs: list[Path],
+                out: Path, agent: Agent, guides: list[Agent | None], batches: BatchSource,
+                stop: StopRequest) -> OnlineRun:
+    config, env = configs[0], envs[0]
     # Updates start once the step count exceeds max(K, one full UTD batch), and for learners that need
     # Monte-Carlo returns also one full episode (docs/method.md §2.3).
     first_update = max(config.warmup_steps, agent.config.utd * agent.config.batch_size,
                        _episode_limit(env) if batches.returns is not None else 0) + 1
-    actions = action_sources(config, space_dims(env)[1], guide, _episode_limit(env))
-    return OnlineRun(config, env, eval_env, logger, out, actions, batches, first_update,
+    action_dim = space_dims(env)[1]
+    seeds = tuple(SeedRun(c, e, logger, path, action_sources(c, action_dim, guide, _episode_limit(env)))
+                  for c, e, logger, path, guide in zip(configs, envs, loggers, outs, guides, strict=True))
+    return OnlineRun(config, seeds, _make_env(config, training=False), out, batches, first_update,
                      CheckpointClock(config.checkpoint_every, config.checkpoint_minutes), stop)
 
 
 def _execute(run: OnlineRun, begin: Any, save_buffer: bool) -> dict[str, Any]:
-    """Run the loop from the state `begin()` gives, write the final checkpoint and summary.json."""
+    """Run the loop from the state `begin()` gives, write the final checkpoints and summary.json (every seed's,
+    and for several seeds the run's)."""
     try:
-        state = begin()
-        _loop(run, state)
-        _save(run, state)
+        states, learners = begin()
+        _loop(run, states, learners)
+        _save(run, states, learners)
     except Diverged as e:
-        rundir.write_summary(run.out, {**_summary(run, state), "diverged": {"step": e.step, "quantity": e.quantity}})
+        for k, seed in enumerate(run.seeds):
+            rundir.write_summary(seed.out, {**_summary(run, k, states[k], learners),
+                                            "diverged": {"step": e.step, "quantity": e.quantity}})
+        if len(run.seeds) > 1:
+            rundir.write_summary(run.out, {"diverged": {"step": e.step, "quantity": e.quantity}})
         raise
     finally:
-        run.logger.close()
-        run.env.close()
+        for seed in run.seeds:
+            seed.logger.close()
+            seed.env.close()
         run.eval_env.close()
-    if save_buffer:
-        np.savez(run.out / "replay_buffer.npz", **state.buffer.transitions())
-    summary = _summary(run, state)
+    summaries = [_summary(run, k, state, learners) for k, state in enumerate(states)]
+    for k, (seed, summary) in enumerate(zip(run.seeds, summaries, strict=True)):
+        if save_buffer:
+            np.savez(seed.out / "replay_buffer.npz", **learners.buffer(k).transitions())
+        rundir.write_summary(seed.out, summary)
+    if len(run.seeds) == 1:
+        return summaries[0]
+    summary = rundir.group_summary(summaries, [seed.config.seed for seed in run.seeds])
     rundir.write_summary(run.out, summary)
     return summary
 
 
-def _start(run: OnlineRun, agent: Agent) -> LoopState:
-    """The state before the first env step: empty buffer (plus appended data), first observation and action."""
+_sample = jax.jit(sample_seeds)
+
+
+def _start(run: OnlineRun, agents: Agent) -> tuple[list[LoopState], Learners]:
+    """The state before the first env step: empty buffers (plus appended data), first observations and actions."""
     config = run.config
-    obs_dim, action_dim = space_dims(run.env)
-    buffer = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + run.batches.appended))
-    buffer = run.batches.fill(buffer)
-    obs, _ = run.env.reset(seed=config.seed)
-    run.env.action_space.seed(config.seed)
-    horizon = (config.jsrl.jsrl_initial_horizon or _episode_limit(run.env)) if config.jsrl else 0
-    state = LoopState(agent, buffer, obs, np.zeros(action_dim, np.float32), np.random.default_rng(config.seed),
-                      int(agent.critic.step), returns=run.batches.new_returns(), guide_horizon=horizon)
-    _evaluate(run, state)
-    state.agent, action = state.agent.sample_actions(obs[None])
-    state.action = np.asarray(action[0])
-    return state
+    obs_dim, action_dim = space_dims(run.eval_env)
+    empty = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + run.batches.appended))
+    buffer = run.batches.fill(empty)
+    learners = Learners(agents, stack([buffer] * len(run.seeds)))
+    states = []
+    for k, seed in enumerate(run.seeds):
+        obs, _ = seed.env.reset(seed=seed.config.seed)
+        seed.env.action_space.seed(seed.config.seed)
+        horizon = (config.jsrl.jsrl_initial_horizon or _episode_limit(seed.env)) if config.jsrl else 0
+        states.append(LoopState(obs, np.zeros(action_dim, np.float32), np.random.default_rng(seed.config.seed),
+                                learners.grad_step(k), returns=run.batches.new_returns(), guide_horizon=horizon))
+        _evaluate(run, k, states[k], learners)
+    learners.agents, actions = _sample(learners.agents, np.stack([state.obs for state in states]))
+    for state, action in zip(states, np.asarray(actions), strict=True):
+        state.action = action
+    return states, learners
 
 
-def _loop(run: OnlineRun, state: LoopState) -> None:
-    """Act, store, (after warmup) update, log, evaluate, checkpoint: once per env step (docs/method.md §2.4)."""
+def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
+    """Act, store, (after warmup) update, log, evaluate, checkpoint: once per env step, every seed in lockstep
+    (docs/method.md §2.4)."""
     config = run.config
     with ProgressBar(config.steps, "online") as progress:
-        while state.env_step < config.steps:
-            transition, episode_ended = _act(run, state)
-            _store_and_update(run, state, transition)
-            if episode_ended:
-                run.batches.end_episode(state)
-            if state.env_step % config.log_every == 0:
-                _log_training(run, state)
-            if state.env_step % config.eval_every == 0 or state.env_step == config.steps:
-                _evaluate(run, state)
-            if run.clock.due(state.env_step) or run.stop.signal:
-                _save(run, state)
+        while states[0].env_step < config.steps:
+            acted = [_act(seed, state) for seed, state in zip(run.seeds, states, strict=True)]
+            _store_and_update(run, states, learners, [transition for transition, _ in acted])
+            for k, (_, episode_ended) in enumerate(acted):
+                if episode_ended:
+                    _end_episode(run, k, states[k], learners)
+            step = states[0].env_step
+            if step % config.log_every == 0:
+                for k, metrics in enumerate(learners.host_metrics()):
+                    _log_training(run, k, states[k], learners, metrics)
+            if step % config.eval_every == 0 or step == config.steps:
+                for k, state in enumerate(states):
+                    _evaluate(run, k, state, learners)
+            if run.clock.due(step) or run.stop.signal:
+                _save(run, states, learners)
             if run.stop.signal:
-                raise Stopped(run.stop.exit_code, f"stopped at env step {state.env_step} after writing a checkpoint; "
+                raise Stopped(run.stop.exit_code, f"stopped at env step {step} after writing a checkpoint; "
                                                   f"continue with `wsrl resume {run.out}`")
-            progress.advance(state.env_step, state.last_eval.get("eval_return"))
+            progress.advance(step, [s.last_eval["eval_return"] for s in states if "eval_return" in s.last_eval])
 
 
-def _act(run: OnlineRun, state: LoopState) -> tuple[dict[str, Any], bool]:
+def _act(seed: SeedRun, state: LoopState) -> tuple[dict[str, Any], bool]:
     """One env step with the action the sources choose; returns the transition and whether the episode ended."""
     state.env_step += 1
     action = state.action
-    for source in run.actions:
+    for source in seed.actions:
         action = source.choose(state, action)
     state.episode_actions.append(action)
-    next_obs, reward, terminated, truncated, info = run.env.step(action)
+    next_obs, reward, terminated, truncated, info = seed.env.step(action)
     transition = {"observations": state.obs, "actions": action, "rewards": np.float32(reward),
                   "next_observations": next_obs, "masks": np.float32(not terminated)}
     state.episode.record(float(info.get("raw_reward", reward)), success_flag(info))
@@ -315,81 +431,102 @@ def _act(run: OnlineRun, state: LoopState) -> tuple[dict[str, Any], bool]:
         state.returns.rewards.append(float(reward))
     if terminated or truncated:
         state.episode.end()
-        state.env_reset_rng, state.episode_actions = run.env.unwrapped.np_random.bit_generator.state, []
-        next_obs, _ = run.env.reset()
+        state.env_reset_rng, state.episode_actions = seed.env.unwrapped.np_random.bit_generator.state, []
+        next_obs, _ = seed.env.reset()
     state.obs = next_obs
     return transition, bool(terminated or truncated)
 
 
-def _store_and_update(run: OnlineRun, state: LoopState, transition: dict[str, Any]) -> None:
-    """Store the transition and sample the next action; after warmup also one high-UTD update (one device call)."""
-    if state.env_step >= run.first_update_step:
-        state.agent, state.buffer, action, state.metrics = _insert_update_and_act(
-            state.agent, state.buffer, transition, state.obs, run.batches.offline,
-            offline_ratio=run.batches.offline_ratio, sample_limit=run.batches.sample_limit(state))
+def _store_and_update(run: OnlineRun, states: list[LoopState], learners: Learners,
+                      transitions: list[dict[str, Any]]) -> None:
+    """Store every seed's transition and sample the next actions; after warmup also one high-UTD update per seed
+    (one device call)."""
+    stacked = {key: np.stack([np.asarray(t[key], np.float32) for t in transitions]) for key in transitions[0]}
+    obs = np.stack([state.obs for state in states])
+    if states[0].env_step >= run.first_update_step:
+        limits = [run.batches.sample_limit(state) for state in states]
+        learners.agents, learners.buffers, actions, learners.metrics = _insert_update_and_act(
+            learners.agents, learners.buffers, stacked, obs, run.batches.offline,
+            offline_ratio=run.batches.offline_ratio, sample_limits=None if limits[0] is None else np.asarray(limits))
     else:
-        state.agent, state.buffer, action = _insert_and_act(state.agent, state.buffer, transition, state.obs)
-    state.action = np.asarray(action)
+        learners.agents, learners.buffers, actions = _insert_and_act(learners.agents, learners.buffers, stacked, obs)
+    for state, action in zip(states, np.asarray(actions), strict=True):
+        state.action = action
+
+
+def _end_episode(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> None:
+    rows = run.batches.end_episode(state, capacity=learners.buffers.data["rewards"].shape[1])
+    if rows is not None:
+        learners.buffers = _set_returns(learners.buffers, k, *rows)
 
 
 def _elapsed(run: OnlineRun, state: LoopState) -> float:
     return state.wall_time_before + time.perf_counter() - run.started
 
 
-def _row(run: OnlineRun, state: LoopState, extra: dict[str, Any]) -> dict[str, Any]:
+def _row(run: OnlineRun, state: LoopState, grad_step: int, extra: dict[str, Any]) -> dict[str, Any]:
     elapsed = _elapsed(run, state)
-    return {"env_step": state.env_step, "grad_step": int(state.agent.critic.step) - state.grad_step_at_start,
+    return {"env_step": state.env_step, "grad_step": grad_step - state.grad_step_at_start,
             "phase": "warmup" if state.env_step <= run.config.warmup_steps else "online",
             "wall_time": elapsed, "env_steps_per_s": state.env_step / max(elapsed, 1e-9), **extra}
 
 
-def _log_training(run: OnlineRun, state: LoopState) -> None:
-    metrics = {k: float(v) for k, v in state.metrics.items()}
-    run.logger.log(_row(run, state, {"episode_return": state.episode.last_return, **metrics}))
-    check_metrics(state.env_step, metrics)
+def _log_training(run: OnlineRun, k: int, state: LoopState, learners: Learners, metrics: dict[str, float]) -> None:
+    row = _row(run, state, learners.grad_step(k), {"episode_return": state.episode.last_return, **metrics})
+    run.seeds[k].logger.log(row)
+    check_metrics(state.env_step, metrics, _whose(run, k))
 
 
-def _evaluate(run: OnlineRun, state: LoopState) -> None:
-    config = run.config
-    state.last_eval = evaluate(state.agent, run.eval_env, config.eval_episodes, rundir.eval_seed(config.seed),
-                               config.env, guide=run.guide, guide_steps=state.guide_horizon)
-    jsrl = {"jsrl_horizon": state.guide_horizon} if run.guide is not None else {}
-    run.logger.log(_row(run, state, {**state.last_eval, **jsrl}))
-    for source in run.actions:
+def _whose(run: OnlineRun, k: int) -> str:
+    """How a message names seed k: "" in a single-seed run."""
+    return f"seed {run.seeds[k].config.seed}'s " if len(run.seeds) > 1 else ""
+
+
+def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> None:
+    seed = run.seeds[k]
+    state.last_eval = evaluate(learners.agent(k), run.eval_env, seed.config.eval_episodes,
+                               rundir.eval_seed(seed.config.seed), seed.config.env, guide=seed.guide,
+                               guide_steps=state.guide_horizon)
+    jsrl = {"jsrl_horizon": state.guide_horizon} if seed.guide is not None else {}
+    seed.logger.log(_row(run, state, learners.grad_step(k), {**state.last_eval, **jsrl}))
+    for source in seed.actions:
         source.after_eval(state, state.last_eval["eval_return"])
     state.best_eval = max(state.best_eval, state.last_eval["eval_return"])
 
 
-def _save(run: OnlineRun, state: LoopState) -> None:
-    """A checkpoint at the current step that `wsrl resume` continues exactly: the agent, the buffer's filled rows,
-    and the loop state (loop.json); never one holding non-finite parameters."""
-    directory = run.out / "checkpoints" / f"step_{state.env_step}"
-    if directory.is_dir():
-        return  # already saved at this step
-    check_parameters(state.env_step, state.agent)
-    rows = io.BytesIO()
-    np.savez_compressed(rows, **state.buffer.rows())
-    files = {LOOP_FILE: json.dumps(_loop_record(run, state)).encode(), BUFFER_FILE: rows.getvalue()}
-    guide = run.guide
-    if guide is not None:
-        files[GUIDE_FILE] = checkpoint.agent_bytes(guide)
-    obs_dim, action_dim = space_dims(run.env)
-    checkpoint.save(state.agent, directory, checkpoint.metadata(state.agent, obs_dim, action_dim, run.config.env,
-                                                                state.env_step), files)
-    checkpoint.prune(run.out, run.config.keep_checkpoints)
+def _save(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
+    """A checkpoint per seed at the current step that `wsrl resume` continues exactly: the agent, the buffer's
+    filled rows, and the loop state (loop.json); never one holding non-finite parameters."""
+    metrics = learners.host_metrics() if learners.metrics else [{} for _ in states]
+    for k, (seed, state) in enumerate(zip(run.seeds, states, strict=True)):
+        directory = seed.out / "checkpoints" / f"step_{state.env_step}"
+        if directory.is_dir():
+            continue  # already saved at this step
+        agent = learners.agent(k)
+        check_parameters(state.env_step, agent, _whose(run, k))
+        rows = io.BytesIO()
+        np.savez_compressed(rows, **learners.buffer(k).rows())
+        files = {LOOP_FILE: json.dumps(_loop_record(seed, state, metrics[k], run)).encode(),
+                 BUFFER_FILE: rows.getvalue()}
+        if seed.guide is not None:
+            files[GUIDE_FILE] = checkpoint.agent_bytes(seed.guide)
+        obs_dim, action_dim = space_dims(seed.env)
+        checkpoint.save(agent, directory, checkpoint.metadata(agent, obs_dim, action_dim, seed.config.env,
+                                                              state.env_step), files)
+        checkpoint.prune(seed.out, seed.config.keep_checkpoints)
     run.clock.saved()
 
 
-def _loop_record(run: OnlineRun, state: LoopState) -> dict[str, Any]:
-    """Everything of the loop state that is not the agent or the buffer, as JSON."""
+def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run: OnlineRun) -> dict[str, Any]:
+    """Everything of one seed's loop state that is not the agent or the buffer, as JSON."""
     return {
-        "format": LOOP_FORMAT, "env_step": state.env_step, "metrics_bytes": run.logger.position,
+        "format": LOOP_FORMAT, "env_step": state.env_step, "metrics_bytes": seed.logger.position,
         "wall_time": _elapsed(run, state), "grad_step_at_start": state.grad_step_at_start,
         "action": state.action.tolist(), "np_rng": state.np_rng.bit_generator.state,
         "env_reset_rng": state.env_reset_rng, "episode_actions": [a.tolist() for a in state.episode_actions],
-        "action_space_rng": run.env.action_space.np_random.bit_generator.state,
+        "action_space_rng": seed.env.action_space.np_random.bit_generator.state,
         "episode": asdict(state.episode), "guide_horizon": state.guide_horizon, "best_eval": state.best_eval,
-        "last_eval": state.last_eval, "metrics": {k: float(v) for k, v in state.metrics.items()},
+        "last_eval": state.last_eval, "metrics": metrics,
         "returns": None if state.returns is None else asdict(state.returns),
     }
 
@@ -422,32 +559,35 @@ def _read_buffer(directory: Path, empty: ReplayBuffer) -> ReplayBuffer:
         raise UserError(f"checkpoint {directory}: corrupt {BUFFER_FILE} ({e}); resume from an earlier one") from None
 
 
-def _restore(run: OnlineRun, agent: Agent, buffer: ReplayBuffer, record: dict[str, Any]) -> LoopState:
-    """The loop state a checkpoint recorded: rng states, episode bookkeeping, and the env replayed to its position."""
-    config = run.config
-    env = run.env
-    obs, _ = env.reset(seed=config.seed)
-    if record["env_reset_rng"] is not None:
-        env.unwrapped.np_random.bit_generator.state = record["env_reset_rng"]
-        obs, _ = env.reset()
-    actions = [np.asarray(a, np.float32) for a in record["episode_actions"]]
-    for action in actions:
-        obs, *_ = env.step(action)
-    env.action_space.np_random.bit_generator.state = record["action_space_rng"]
-    returns = record["returns"]
-    return LoopState(
-        agent, buffer, obs, np.asarray(record["action"], np.float32), _generator(record["np_rng"]),
-        record["grad_step_at_start"], env_step=record["env_step"], env_reset_rng=record["env_reset_rng"],
-        episode_actions=actions, wall_time_before=record["wall_time"], episode=EpisodeStats(**record["episode"]),
-        returns=None if returns is None else EpisodeReturns(**returns), guide_horizon=record["guide_horizon"],
-        best_eval=record["best_eval"], last_eval=record["last_eval"],
-        metrics={k: np.float32(v) for k, v in record["metrics"].items()})
+def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer,
+             records: list[dict[str, Any]]) -> tuple[list[LoopState], Learners]:
+    """The loop state the checkpoints recorded: rng states, episode bookkeeping, each env replayed to its position."""
+    states = []
+    for seed, record in zip(run.seeds, records, strict=True):
+        env = seed.env
+        obs, _ = env.reset(seed=seed.config.seed)
+        if record["env_reset_rng"] is not None:
+            env.unwrapped.np_random.bit_generator.state = record["env_reset_rng"]
+            obs, _ = env.reset()
+        actions = [np.asarray(a, np.float32) for a in record["episode_actions"]]
+        for action in actions:
+            obs, *_ = env.step(action)
+        env.action_space.np_random.bit_generator.state = record["action_space_rng"]
+        returns = record["returns"]
+        states.append(LoopState(
+            obs, np.asarray(record["action"], np.float32), _generator(record["np_rng"]), record["grad_step_at_start"],
+            env_step=record["env_step"], env_reset_rng=record["env_reset_rng"], episode_actions=actions,
+            wall_time_before=record["wall_time"], episode=EpisodeStats(**record["episode"]),
+            returns=None if returns is None else EpisodeReturns(**returns), guide_horizon=record["guide_horizon"],
+            best_eval=record["best_eval"], last_eval=record["last_eval"]))
+    metrics = {name: np.asarray([r["metrics"][name] for r in records], np.float32) for name in records[0]["metrics"]}
+    return states, Learners(agents, buffers, metrics)
 
 
-def _summary(run: OnlineRun, state: LoopState) -> dict[str, Any]:
+def _summary(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> dict[str, Any]:
     elapsed = _elapsed(run, state)
     return {"env": run.config.env, "env_steps": state.env_step,
-            "grad_steps": int(state.agent.critic.step) - state.grad_step_at_start, "wall_time_s": elapsed,
+            "grad_steps": learners.grad_step(k) - state.grad_step_at_start, "wall_time_s": elapsed,
             "env_steps_per_s": state.env_step / elapsed, "last_train_episode_return": state.episode.last_return,
             "train_episodes": state.episode.finished, "train_successes": state.episode.successes,
             "final_eval": state.last_eval}

@@ -27,9 +27,38 @@ def eval_seed(seed: int) -> int:
     return seed + EVAL_SEED_OFFSET
 
 
-def default_out(command: str, name: str, seed: int) -> str:
-    """runs/COMMAND_NAME_seedS_TIME: where a run goes without --out."""
-    return f"runs/{command}_{name}_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+def seed_dirs(out: Path, seed: int, seeds: int) -> list[tuple[int, Path]]:
+    """(seed, run directory) of each seed of a run: `out` itself for one seed, else out/seed{S}/ for S = seed,
+    seed + 1, ... (each an ordinary single-seed run directory, usable alone)."""
+    if seeds < 1:
+        raise UserError(f"--seeds must be a positive integer, got {seeds}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0 (seeds {seed}..{seed + seeds - 1} were asked for); give a "
+                        "non-negative first seed")
+    if seeds == 1:
+        return [(seed, out)]
+    return [(s, out / f"seed{s}") for s in range(seed, seed + seeds)]
+
+
+def group_seeds(run_dir: Path) -> list[int] | None:
+    """The seeds of a multi-seed run directory (`--seeds N`), None for a single-seed run or anything else."""
+    path = run_dir / CONFIG_FILE
+    try:
+        return json.loads(path.read_text()).get("seeds") if path.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def members(run_dir: Path) -> list[Path]:
+    """The single-seed run directories of a run: its seeds' for a multi-seed run, else itself."""
+    seeds = group_seeds(run_dir)
+    return [run_dir] if seeds is None else [path for _, path in seed_dirs(run_dir, seeds[0], len(seeds))]
+
+
+def default_out(command: str, name: str, seed: int, seeds: int = 1) -> str:
+    """runs/COMMAND_NAME_seedS_TIME (several seeds: _seedsS-T_): where a run goes without --out."""
+    which = f"seed{seed}" if seeds == 1 else f"seeds{seed}-{seed + seeds - 1}"
+    return f"runs/{command}_{name}_{which}_{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def prepare(out: Path, overwrite: bool) -> None:
@@ -66,6 +95,19 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+
+
+def group_summary(summaries: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """A multi-seed run's summary.json: each seed's summary, and the mean over seeds of every numeric final
+    evaluation value (`final_eval`) and of the budgets and timings."""
+    evals = [s["final_eval"] for s in summaries]
+    mean_eval = {k: float(sum(e[k] for e in evals) / len(evals)) for k in evals[0] if all(k in e for e in evals)}
+    first = summaries[0]
+    return {**{k: first[k] for k in ("env", "dataset", "algo") if k in first},
+            **{k: first[k] for k in ("env_steps", "grad_steps") if k in first},
+            "wall_time_s": max(s["wall_time_s"] for s in summaries),
+            "seeds": seeds, "final_eval": mean_eval, "final_eval_min": {k: min(e[k] for e in evals) for k in mean_eval},
+            "per_seed": {str(seed): s for seed, s in zip(seeds, summaries, strict=True)}}
 
 
 def is_finished(run_dir: Path) -> bool:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from wsrl.agents.common import Agent
@@ -94,11 +92,6 @@ class EpisodeReturns:
     rewards: list[float] = field(default_factory=list)
 
 
-@partial(jax.jit, donate_argnums=(0,))
-def _set_returns(buffer: ReplayBuffer, idx: jax.Array, values: jax.Array) -> ReplayBuffer:
-    return buffer.set_returns(idx, values)
-
-
 @dataclass(frozen=True)
 class BatchSource:
     """Where the update's utd * batch_size transitions come from."""
@@ -118,22 +111,23 @@ class BatchSource:
     def new_returns(self) -> EpisodeReturns | None:
         return None if self.returns is None else EpisodeReturns(self.appended)
 
-    def sample_limit(self, state: LoopState) -> jax.Array | None:
+    def sample_limit(self, state: LoopState) -> int | None:
         """Sample only rows of finished episodes when returns are needed (docs/method.md §2.3)."""
-        return None if state.returns is None else jnp.asarray(state.returns.finished)
+        return None if state.returns is None else state.returns.finished
 
-    def end_episode(self, state: LoopState) -> None:
-        """Write the return-to-go of the episode that just ended into its buffer rows (same rule as datasets)."""
+    def end_episode(self, state: LoopState, capacity: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The buffer rows of the episode that just ended and their return-to-go (same rule as datasets), to be
+        written into the buffer's mc_returns; rows padded with `capacity` (dropped) to a fixed length."""
         if state.returns is None:
-            return
+            return None
         gamma, failure_reward, limit = self.returns
         rewards = state.returns.rewards
         values = np.zeros(limit, np.float32)
         values[:len(rewards)] = return_to_go(np.asarray(rewards, np.float32), gamma, failure_reward)
-        idx = np.full(limit, state.buffer.capacity, np.int32)  # padding rows are dropped
+        idx = np.full(limit, capacity, np.int32)
         idx[:len(rewards)] = state.returns.finished + np.arange(len(rewards))
-        state.buffer = _set_returns(state.buffer, jnp.asarray(idx), jnp.asarray(values))
         state.returns = EpisodeReturns(state.returns.finished + len(rewards))
+        return idx, values
 
 
 def retained_data(config: OnlineConfig, gamma: float, obs_dim: int, action_dim: int) -> dict[str, np.ndarray]:
