@@ -30,10 +30,10 @@ case "${1:-}" in
   test)
     setup
     shift
-    # The tests that run `wsrl` processes (resume, compare) in a pytest process of their own, beside the others:
-    # they mostly wait on those processes, and one long session compiling every test's programs crashed jax 0.10.2
-    # on CPU.
-    beside=(tests/test_resume.py tests/test_compare.py)
+    # The tests that run `wsrl` processes (resume, compare), the multi-seed and the method ones in a pytest process
+    # of their own beside the others (about half the time each): the first mostly wait on those processes, and one
+    # long session compiling every test's programs crashed jax 0.10.2 on CPU.
+    beside=(tests/test_resume.py tests/test_compare.py tests/test_seeds.py tests/test_methods.py)
     log=$(mktemp)
     .venv/bin/python -m pytest "${beside[@]}" "$@" >"$log" 2>&1 &
     beside_pid=$!
