@@ -10,8 +10,8 @@ buffer stacked in `Learners` on the device) and pluggable pieces: action sources
 mixed with offline data, optionally limited to finished episodes).
 
 `--seeds N` runs N seeds in lockstep in one process (docs/architecture.md §6): one environment each, and per env
-step one device call that stores every seed's transition, updates every agent on its own buffer (`jax.vmap`) and
-samples every next action. Seed S writes OUT/seedS/, an ordinary single-seed run directory.
+step one device call that stores every seed's transition, updates every agent on its own buffer and samples every
+next action. Seed S writes OUT/seedS/, an ordinary single-seed run directory.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class OnlineRun:
 
 @partial(jax.jit, donate_argnums=(1,))
 def _insert_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs: jax.Array):
-    buffers = over_seeds(ReplayBuffer.insert, buffers, transitions)
+    buffers = jax.vmap(ReplayBuffer.insert)(buffers, transitions)
     agents, actions = sample_seeds(agents, obs)
     return agents, buffers, actions
 
@@ -173,19 +173,19 @@ def _insert_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs
 @partial(jax.jit, donate_argnums=(1,), static_argnames=("offline_ratio",))
 def _insert_update_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs: jax.Array,
                            offline: dict | None, offline_ratio: float, sample_limits: jax.Array | None):
-    """The one device call per env step: store, sample utd * batch, high-UTD update, next action (every seed)."""
+    """The one device call per env step: store, sample utd * batch, high-UTD update, next action (every seed).
 
-    def one(agent: Agent, buffer: ReplayBuffer, transition: dict, limit: jax.Array | None):
-        buffer = buffer.insert(transition)
-        agent, key = agent.split_rng()
-        batch = mixed_batch(key, buffer, offline, agent.config.utd, agent.config.batch_size, offline_ratio, limit)
-        offline_fraction = batch.pop("offline").mean()
-        agent, metrics = agent.update(batch)
-        return agent, buffer, {**metrics, "offline_fraction": offline_fraction}
-
-    agents, buffers, metrics = over_seeds(one, agents, buffers, transitions, sample_limits)
+    Storing and sampling (scatters, gathers, random bits: exact under `jax.vmap`) are batched over the seeds in
+    place; only the update goes through `over_seeds`."""
+    buffers = jax.vmap(ReplayBuffer.insert)(buffers, transitions)
+    config = agents.config
+    agents, keys = jax.vmap(lambda agent: agent.split_rng())(agents)
+    batches = jax.vmap(lambda key, buffer, limit: mixed_batch(
+        key, buffer, offline, config.utd, config.batch_size, offline_ratio, limit))(keys, buffers, sample_limits)
+    offline_fraction = batches.pop("offline").mean(axis=1)
+    agents, metrics = over_seeds(lambda agent, batch: agent.update(batch), agents, batches)
     agents, actions = sample_seeds(agents, obs)
-    return agents, buffers, actions, metrics
+    return agents, buffers, actions, {**metrics, "offline_fraction": offline_fraction}
 
 
 @partial(jax.jit, donate_argnums=(0,))
