@@ -51,8 +51,17 @@ def random_batch(size: int, seed: int = 0) -> dict[str, jax.Array]:
             "masks": jnp.ones(size, jnp.float32)}
 
 
+def update_flops(agent_cls: type, config) -> float:
+    """FLOPs of one seed's update (XLA's cost analysis of the compiled program)."""
+    agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
+    cost = update.lower(agent, random_batch(config.utd * config.batch_size)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", float("nan")))
+
+
 def measure(name: str, agent_cls: type, config, seconds: float, peak: float, seeds: int = 0) -> None:
-    """`seeds` > 0: that many agents stacked and updated by one vmapped call (rates are summed over seeds)."""
+    """`seeds` > 0: that many agents stacked and updated by one call of `update_seeds` (rates summed over seeds;
+    FLOPs those of one seed's update, since the cost analysis counts a loop over seeds once)."""
     if seeds:
         agent = stack([agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=s) for s in range(seeds)])
         batch = jax.tree.map(lambda *x: jnp.stack(x), *[random_batch(config.utd * config.batch_size, s)
@@ -62,9 +71,7 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float, see
         agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
         batch = random_batch(config.utd * config.batch_size)
         compiled = update.lower(agent, batch).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    flops = float(cost.get("flops", float("nan")))
+    flops = update_flops(agent_cls, config)
     agent, _ = compiled(agent, batch)
     jax.block_until_ready(agent)
     count, start = 0, time.perf_counter()
@@ -73,7 +80,7 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float, see
         count += 1
     jax.block_until_ready(metrics)
     rate = count / (time.perf_counter() - start)
-    flops, rate = flops / max(seeds, 1), rate * max(seeds, 1)
+    rate *= max(seeds, 1)
     print(f"{name:<38} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
           f"{flops / 1e9:6.2f} GFLOP/update  {rate * flops / 1e9:7.1f} GFLOP/s = {rate * flops / peak:5.1%} of peak")
 
@@ -83,7 +90,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per configuration")
     parser.add_argument("--hidden", type=int, default=256, help="width of the 2-layer MLPs (cpu preset: 64)")
     parser.add_argument("--seeds", type=int, nargs="*", default=[],
-                        help="also the WSRL update of N seeds stacked in one vmapped call, for each N given")
+                        help="also the WSRL update of N seeds stacked in one call (update_seeds), for each N given")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
     peak = matmul_peak(min(args.seconds, 5.0))
@@ -101,7 +108,7 @@ def main() -> None:
     measure("Cal-QL offline (10 critics, 256)", CQLAgent, CQLConfig(**nets, calql=True), args.seconds, peak)
     measure("IQL offline (2 critics, 256)", IQLAgent, IQLConfig(**nets), args.seconds, peak)
     for n in args.seeds:
-        measure(f"WSRL online, {n} seeds in one call (total)", SACAgent, SACConfig(**nets), args.seconds, peak, n)
+        measure(f"WSRL online, {n} seed(s) in one call (total)", SACAgent, SACConfig(**nets), args.seconds, peak, n)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def assert_trees_close(a, b, exact_keys=("rng",)):
     assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
     for (path, x), (_, y) in zip(flat_a, flat_b, strict=True):
         x, y = np.asarray(x), np.asarray(y)
-        if np.issubdtype(x.dtype, np.floating) and not any(k in jax.tree_util.keystr(path) for k in exact_keys):
+        exact = jax.default_backend() == "cpu" or any(k in jax.tree_util.keystr(path) for k in exact_keys)
+        if np.issubdtype(x.dtype, np.floating) and not exact:
             np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6, err_msg=jax.tree_util.keystr(path))
         else:
             np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
@@ -57,7 +58,7 @@ def test_seed_k_of_a_batch_is_seed_k_alone_online(tmp_path):
         np.testing.assert_array_equal(stored[name], expected[name], err_msg=name)
     warmup = [r for r in rows(alone) if r["phase"] == "warmup"]
     assert warmup and rows(member)[:len(warmup)] == warmup
-    # The one update (vmapped over seeds): equal up to float rounding, rng and step counts exactly.
+    # The one update: equal up to float rounding (see assert_trees_close), rng and step counts exactly.
     assert_trees_close(agent_state(member), agent_state(alone))
     assert json.loads((member / "config.json").read_text())["config"]["seed"] == seed
     assert json.loads((tmp_path / "batch" / "seed1" / "summary.json").read_text()) == summary["per_seed"]["1"]
@@ -85,6 +86,8 @@ def test_seed_k_of_a_batch_is_seed_k_alone_offline(pretrained):
     assert_trees_close(agent_state(member), agent_state(alone))
     got, want = rows(member), rows(alone)
     assert [r["grad_step"] for r in got] == [r["grad_step"] for r in want] == ["1", "2", "3", "4", "4"]
+    if jax.default_backend() == "cpu":  # seeds update one after the other: the same numbers
+        assert got == want
     for a, b in zip(got, want, strict=True):
         for key, value in b.items():
             if value and key != "phase":
