@@ -164,7 +164,7 @@ def _train(configs: list[OfflineConfig], out: Path, raw: RawDataset, transitions
     config = configs[0]
     data = jax.device_put({k: v for k, v in transitions.as_dict().items() if k != "dones"})
     dims = (transitions.observations.shape[1], transitions.actions.shape[1])
-    outs = tuple(logger_dir for _, logger_dir in rundir.seed_dirs(out, config.seed, len(configs)))
+    outs = tuple(path for _, path in rundir.seed_dirs(out, config.seed, len(configs)))
     with stop_signals() as stop:
         run = OfflineRun(config, data, eval_env, config.env or raw.env_id, raw.reference, dims, tuple(configs),
                          tuple(loggers), outs, out, CheckpointClock(config.checkpoint_every,
