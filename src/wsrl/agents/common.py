@@ -118,26 +118,28 @@ def _take(tree: Any, k: jax.Array) -> Any:
     return jax.tree.map(lambda leaf: leaf[k], tree)
 
 
-def over_seeds(fn: Any, *args: Any, exact: bool = False) -> Any:
+def over_seeds(fn: Any, *args: Any, vectorise: bool | None = None) -> Any:
     """`fn` applied to each seed's slice of `args` (every leaf has the leading seed axis), outputs stacked.
 
     One seed runs `fn` itself, so a single-seed run executes the same program as an unstacked agent. Several run
-    `jax.lax.map`, the unbatched program seed after seed (bitwise what each seed computes alone), on CPU and
-    whenever `exact`; on an accelerator `jax.vmap(fn)`, whose batched matmuls may round differently. On CPU the
-    batched program is the slower one (the seeds' activations together outgrow the caches: 8 seeds of the `cpu`
-    preset's update, vmap 24-28 vs map 33-42 seed-updates/s, docs/architecture.md §6).
+    `jax.vmap(fn)` when `vectorise`, whose batched matmuls may round differently from one seed alone, and otherwise
+    `jax.lax.map`, the unbatched program seed after seed: bitwise what each seed computes alone. By default
+    (`vectorise=None`) accelerators vectorise and CPUs do not: there the batched program is the slower one (the seeds'
+    activations together outgrow the caches; 8 seeds of the `cpu` preset's update, vmap 24-28 vs map 33-42
+    seed-updates/s, docs/architecture.md §6).
     """
     if jax.tree.leaves(args)[0].shape[0] == 1:
         return jax.tree.map(lambda leaf: leaf[None], fn(*jax.tree.map(lambda leaf: leaf[0], args)))
-    if exact or jax.default_backend() == "cpu":
-        return jax.lax.map(lambda sliced: fn(*sliced), args)
-    return jax.vmap(fn)(*args)
+    if vectorise is None:
+        vectorise = jax.default_backend() != "cpu"
+    return jax.vmap(fn)(*args) if vectorise else jax.lax.map(lambda sliced: fn(*sliced), args)
 
 
-@jax.jit
-def update_seeds(agents: Any, batches: Batch) -> tuple[Any, Metrics]:
-    """One update of every stacked agent on its own batch (leading seed axis on both), as one program."""
-    return over_seeds(lambda agent, batch: agent.update(batch), agents, batches)
+@functools.partial(jax.jit, static_argnames=("vectorise",))
+def update_seeds(agents: Any, batches: Batch, vectorise: bool | None = None) -> tuple[Any, Metrics]:
+    """One update of every stacked agent on its own batch (leading seed axis on both), as one program
+    (`vectorise`: as in `over_seeds`)."""
+    return over_seeds(lambda agent, batch: agent.update(batch), agents, batches, vectorise=vectorise)
 
 
 def sample_seeds(agents: A, obs: jax.Array) -> tuple[A, jax.Array]:
@@ -147,5 +149,5 @@ def sample_seeds(agents: A, obs: jax.Array) -> tuple[A, jax.Array]:
         agent, action = agent.sample_actions(o[None])
         return agent.rng, action[0]
 
-    rngs, actions = over_seeds(one, agents, obs, exact=True)
+    rngs, actions = over_seeds(one, agents, obs, vectorise=False)
     return agents.replace(rng=rngs), actions
