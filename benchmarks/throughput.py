@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl.agents.common import stack, update_seeds
+from wsrl.agents.common import stack, update_jit, update_seeds
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
 from wsrl.agents.sac import SACAgent
@@ -36,7 +36,7 @@ def matmul_peak(seconds: float, n: int = 2048) -> float:
     return best
 
 
-@jax.jit
+@update_jit
 def update(agent, batch):
     return agent.update(batch)
 

@@ -10,7 +10,7 @@ from helpers import ACTION_DIM, OBS_DIM, TINY, random_batch
 
 from wsrl import checkpoint
 from wsrl.agents import agent_from_meta
-from wsrl.agents.common import stack, unstack, update_seeds
+from wsrl.agents.common import stack, unstack, update_jit, update_seeds
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
 from wsrl.agents.sac import SACAgent
@@ -24,7 +24,7 @@ LEARNERS = {  # algo -> (agent class, tiny config)
     "calql": (CQLAgent, dataclasses.replace(TINY_CQL, calql=True, cql_autotune=True)),
     "iql": (IQLAgent, IQLConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8, 8), batch_size=5, actor_dropout=0.1)),
 }
-update = jax.jit(lambda agent, batch: agent.update(batch))
+update = update_jit(lambda agent, batch: agent.update(batch))  # compiled as wsrl compiles its updates
 
 
 def batch_for(agent, seed=0):

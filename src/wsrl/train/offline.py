@@ -16,7 +16,7 @@ import jax
 
 from wsrl import checkpoint
 from wsrl.agents import agent_from_meta
-from wsrl.agents.common import Agent, over_seeds, stack, take
+from wsrl.agents.common import Agent, over_seeds, stack, take, update_jit
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
 from wsrl.config import OfflineConfig
@@ -43,7 +43,7 @@ def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
                             config.sparse_failure_reward, config.terminate_on_success, config.action_limit)
 
 
-@jax.jit
+@update_jit
 def _offline_update(agents: Agent, data: dict[str, jax.Array]) -> tuple[Agent, dict[str, jax.Array]]:
     """Every seed samples utd * batch_size dataset transitions uniformly and updates once (one device call)."""
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from wsrl import checkpoint
 from wsrl.agents import agent_from_meta
-from wsrl.agents.common import Agent, over_seeds, sample_seeds, stack, take
+from wsrl.agents.common import Agent, over_seeds, sample_seeds, stack, take, update_jit
 from wsrl.agents.sac import SACAgent
 from wsrl.config import OnlineConfig
 from wsrl.data.buffer import ReplayBuffer, mixed_batch
@@ -170,7 +170,7 @@ def _insert_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs
     return agents, buffers, actions
 
 
-@partial(jax.jit, donate_argnums=(1,), static_argnames=("offline_ratio",))
+@update_jit(donate_argnums=(1,), static_argnames=("offline_ratio",))
 def _insert_update_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs: jax.Array,
                            offline: dict | None, offline_ratio: float, sample_limits: jax.Array | None):
     """The one device call per env step: store, sample utd * batch, high-UTD update, next action (every seed).
