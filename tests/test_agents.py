@@ -93,3 +93,16 @@ def test_seeds_stacked_in_one_update_equal_each_seed_alone(algo, vectorise):
             np.testing.assert_allclose(got, want, **tolerance)
         for name, value in alone_metrics.items():
             np.testing.assert_allclose(metrics[name][k], value, **tolerance)
+
+
+def test_compiler_options_a_jaxlib_refuses_are_dropped(monkeypatch):
+    from wsrl.agents import common
+
+    monkeypatch.setattr(common, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": ""})
+    common.compiler_options.cache_clear()
+    try:
+        assert common.compiler_options() is None
+        program = common.update_jit(lambda x: 2 * x)  # compiles without them
+        assert float(program(jnp.ones(()))) == 2.0
+    finally:
+        common.compiler_options.cache_clear()
