@@ -112,9 +112,7 @@ def _env_of_checkpoint(base: OnlineConfig, from_path: str) -> OnlineConfig:
     from wsrl import checkpoint
     from wsrl.train import rundir
 
-    seeds = rundir.group_seeds(Path(from_path))
-    path = Path(from_path) / f"seed{seeds[0]}" if seeds else from_path
-    trained_for = checkpoint.load_meta(checkpoint.resolve(path)).get("env")
+    trained_for = checkpoint.load_meta(checkpoint.resolve(rundir.members(Path(from_path))[0])).get("env")
     return dataclasses.replace(base, env=trained_for or base.env)
 
 

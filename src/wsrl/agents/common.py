@@ -99,22 +99,13 @@ A = TypeVar("A")
 
 
 def stack(agents: Sequence[A]) -> A:
-    """Agents of one config (seeds) as one pytree with a leading seed axis: `jax.vmap` updates them all at once."""
+    """Agents of one config (seeds) as one pytree with a leading seed axis: `over_seeds` updates them in one call."""
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *agents)
 
 
-def unstack(agents: A) -> list[A]:
-    """The agents `stack` joined, one per seed."""
-    return [jax.tree.map(lambda leaf, i=i: leaf[i], agents) for i in range(jax.tree.leaves(agents)[0].shape[0])]
-
-
+@jax.jit
 def take(tree: A, k: int) -> A:
     """Seed `k` of stacked agents (or buffers)."""
-    return _take(tree, k)
-
-
-@jax.jit
-def _take(tree: Any, k: jax.Array) -> Any:
     return jax.tree.map(lambda leaf: leaf[k], tree)
 
 

@@ -289,16 +289,16 @@ def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
     configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
     envs = [_make_env(c) for c in configs]
     obs_dim, action_dim = space_dims(envs[0])
-    agents, guides, buffers, records = [], [], [], []
+    agents, guides, records = [], [], []
     for directory in directories:
         directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim, config.env)
         records.append(_read_loop(directory))
         agents.append(checkpoint.restore(agent_from_meta(meta), directory))
         guides.append(None if config.jsrl is None else
                       checkpoint.restore(agent_from_meta(meta), directory, agent_file=GUIDE_FILE))
-        batches = batch_source(config, agents[-1], obs_dim, action_dim, _episode_limit(envs[0]))
-        capacity = min(config.buffer_capacity, config.steps + batches.appended)
-        buffers.append(_read_buffer(directory, ReplayBuffer.create(obs_dim, action_dim, capacity)))
+    batches = batch_source(config, agents[0], obs_dim, action_dim, _episode_limit(envs[0]))  # once: it reads data
+    empty = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + batches.appended))
+    buffers = [_read_buffer(directory, empty) for directory in directories]
     on_start()
     loggers = [RunLogger(path, resume_at=(record["metrics_bytes"], record["env_step"]))
                for (_, path), record in zip(members, records, strict=True)]
