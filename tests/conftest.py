@@ -1,11 +1,20 @@
-"""Test-session settings: XLA's cheap compilation (tests run tiny networks, so compiling dominates their time).
+"""Test-session settings: XLA's cheap compilation (tests run tiny networks, so compiling dominates their time), and
+a compilation cache of this session's own (no user's cache read or filled), which every program is written to.
 
-Set in the environment, so that the `wsrl` processes the tests start (resume, compare) compile the same way.
+Set in the environment, so that the `wsrl` processes the tests start (resume, compare) compile the same way and
+share the cache: a killed run's resumption loads what its first process compiled.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="wsrl-tests-jax-cache-")
+atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

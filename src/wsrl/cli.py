@@ -52,7 +52,8 @@ COMMANDS = {
     "eval": "evaluate a checkpoint's deterministic policy",
     "compare": "pre-train once, run several methods x seeds, write results.csv, a table and comparison.png",
     "plot": "learning curves of run directories (mean and 95% bootstrap band over seeds) into a PNG",
-    "data": "`wsrl data info DATASET`: episodes, transitions, returns, normalised-score range, spaces",
+    "data": "`wsrl data info DATASET`: episodes, transitions, returns, normalised-score range, spaces; "
+            "`wsrl data download ID`: fetch a Minari dataset",
 }
 PresetName = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]
 PRESET_HELP = "hyperparameter preset of a benchmark family; other flags override it"
@@ -179,6 +180,9 @@ def _run_command(command: str, known: argparse.Namespace, base: Any) -> type:
         ("out", Annotated[str | None, _arg("run directory to write (None: runs/COMMAND_NAME_SEED_TIME)")],
          field(default=None)),
         ("overwrite", Annotated[bool, _arg("replace --out if it already holds a run")], field(default=False)),
+        *([("download", Annotated[bool, _arg("fetch --dataset (a Minari id) from Minari's remote first, unless it "
+                                            "is already in the Minari root")], field(default=False))]
+          if command == "pretrain" else []),
         ("seeds", Annotated[int, _arg("seeds run together in this process (--seed, --seed + 1, ...), each into "
                                       "OUT/seedS/" + (" from FROM/seedS/ when --from is a run of as many seeds"
                                                       if command == "finetune" else ""))], field(default=1)),
@@ -199,6 +203,10 @@ def _run(command: str, args: Sequence[str]) -> int:
 
     from wsrl.train import rundir
 
+    if getattr(parsed, "download", False):
+        from wsrl.data.loaders import download
+
+        download(config.dataset)
     name = Path(config.dataset).name if command == "pretrain" else config.env
     out = parsed.out or rundir.default_out(command, name, config.seed, parsed.seeds)
     line = shlex.join(["wsrl", command, *args])
@@ -303,6 +311,18 @@ class CompareCommand:
     seeds_per_process: bool = True
     """Run each method's (and each pre-training's) seeds together in one process (`--seeds N`, run directories
     NAME/seedS/); --no-seeds-per-process: one process per seed (NAME_seedS/)."""
+    download: bool = False
+    """Fetch --dataset (a Minari id) from Minari's remote first, unless it is already in the Minari root."""
+    backend: Literal["local", "ray"] = "local"
+    """local: processes on this machine (--workers at a time); ray: each process a Ray task (pip install
+    'wsrl[ray]'), retried from its checkpoint if its worker dies. With several machines, --out and the Minari root
+    must be paths every node sees."""
+    address: str = ""
+    """Ray cluster to use (HOST:PORT, ray://HOST:PORT, or auto); empty: $RAY_ADDRESS, else a new local one."""
+    cpus_per_run: float = 1.0
+    """CPUs Ray reserves for each process."""
+    gpus_per_run: float = 0.0
+    """GPUs Ray reserves for each process (fractions share one)."""
 
 
 def _compare(args: Sequence[str]) -> int:
@@ -314,7 +334,8 @@ def _compare(args: Sequence[str]) -> int:
 
     comparison = Comparison(parsed.dataset, tuple(m for m in parsed.methods.split(",") if m), parsed.seeds,
                             parsed.steps, parsed.offline_steps, Path(parsed.out), parsed.preset, parsed.env,
-                            parsed.workers, parsed.seeds_per_process, tuple(extra))
+                            parsed.workers, parsed.seeds_per_process, tuple(extra), parsed.download,
+                            parsed.backend, parsed.address, parsed.cpus_per_run, parsed.gpus_per_run)
     results = run_comparison(comparison)
     table = Table(title=f"wsrl compare: {parsed.dataset}")
     for column in ("method", "seeds", "score at start", "score at end", "area under curve", "regret"):
@@ -350,14 +371,19 @@ def _plot(args: Sequence[str]) -> int:
 
 @dataclass(frozen=True)
 class DataCommand:
-    action: Annotated[Positional[Literal["info"]], _arg("what to do with the dataset")]
-    dataset: Annotated[Positional[str], _arg("Minari dataset id or directory, or D4RL hdf5 file")]
+    action: Annotated[Positional[Literal["info", "download"]],
+                      _arg("info: describe the dataset; download: fetch it from Minari's remote into the Minari root")]
+    dataset: Annotated[Positional[str], _arg("Minari dataset id (e.g. D4RL/antmaze/large-diverse-v1) or directory, "
+                                             "or D4RL hdf5 file (info)")]
 
 
 def _data(args: Sequence[str]) -> int:
     parsed = _parse(DataCommand, args, "wsrl data")
-    from wsrl.data.loaders import describe, read_dataset
+    from wsrl.data.loaders import describe, download, read_dataset
 
+    if parsed.action == "download":
+        print(f"done: {parsed.dataset} is in {download(parsed.dataset)}")
+        return 0
     for key, value in describe(read_dataset(parsed.dataset)).items():
         print(f"{key:<24} {value}")
     return 0
@@ -415,8 +441,19 @@ HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
 }
 
 
+def compile_cache_dir() -> str:
+    """Where `wsrl` processes keep XLA's compiled programs between runs (JAX's persistent compilation cache):
+    $JAX_COMPILATION_CACHE_DIR if set (empty: no cache), else $XDG_CACHE_HOME/wsrl/jax (~/.cache/wsrl/jax)."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wsrl" / "jax")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    # Read when jax is first imported (after this, never before: `--help` stays fast); a run of a shape compiled
+    # before, e.g. a resumed or repeated one, then starts in seconds.
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = compile_cache_dir()
     try:
         if not args or args[0] in ("-h", "--help"):
             print(_top_help())

@@ -13,14 +13,15 @@ import csv
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from wsrl.config import flag_values
-from wsrl.data.loaders import read_dataset
+from wsrl.data.loaders import download, read_dataset
 from wsrl.errors import UserError
 from wsrl.plots import plot_runs, read_run
 from wsrl.presets import PRESETS, offline_preset, online_preset
@@ -46,6 +47,11 @@ class Comparison:
     workers: int = 1
     seeds_per_process: bool = True
     extra_flags: tuple[str, ...] = ()  # passed to every run whose config has them
+    download: bool = False  # fetch the dataset from Minari's remote first
+    backend: str = "local"  # or "ray"
+    address: str = ""  # of a Ray cluster ("": start one on this machine, or $RAY_ADDRESS)
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
 
     def validate(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -55,6 +61,9 @@ class Comparison:
             raise UserError(f"unknown preset {self.preset!r}; choose one of {', '.join(sorted(PRESETS))}")
         if min(self.seeds, self.steps, self.offline_steps, self.workers) < 1:
             raise UserError("--seeds, --steps, --offline-steps and --workers must be positive integers")
+        if self.cpus_per_run <= 0 or self.gpus_per_run < 0:
+            raise UserError(f"--cpus-per-run must be positive and --gpus-per-run not negative (got "
+                            f"{self.cpus_per_run}, {self.gpus_per_run})")
         runs = [*self.pretrain_configs().values(), *self.method_configs().values()]
         groups = flag_groups(self.extra_flags)
         unknown = [g[0] for g in groups if not any(g[0] in flag_values(config) for config in runs)]
@@ -98,22 +107,35 @@ def _wsrl(*args: str) -> list[str]:
     return [sys.executable, "-m", "wsrl", *args]
 
 
-def _execute(command: list[str], run_dir: Path) -> None:
-    """Run one wsrl command (its output into run_dir.log); a failure stops the comparison with its reason.
+def job_args(job: Job) -> tuple[str, ...] | None:
+    """The wsrl arguments that bring `job` to its end: none for a finished run (e.g. by another `compare` on the
+    same directory), `resume` for one interrupted after a checkpoint, else its own."""
+    if rundir.is_finished(job.out):
+        return None
+    return ("resume", str(job.out)) if resumable(job.out) else job.args
 
-    A run finished meanwhile (e.g. by another `compare` on the same directory) is not run again; one that was
-    interrupted after a checkpoint continues from it (`wsrl resume`) instead of starting over."""
-    if rundir.is_finished(run_dir):
+
+def job_log(job: Job) -> Path:
+    """Where a job's output goes: beside its run directory, NAME.log."""
+    job.out.parent.mkdir(parents=True, exist_ok=True)
+    return job.out.parent / f"{job.out.name}.log"
+
+
+def failure(args: tuple[str, ...], log: Path) -> UserError:
+    last = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+    return UserError(f"`wsrl {' '.join(args)}` failed: {last[0]} (log: {log})")
+
+
+def _execute(job: Job) -> None:
+    """Run one job in a local process; a failure stops the comparison with its reason."""
+    args = job_args(job)
+    if args is None:
         return
-    if resumable(run_dir):
-        command = _wsrl("resume", str(run_dir))
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = run_dir.parent / f"{run_dir.name}.log"
+    log = job_log(job)
     with open(log, "w") as f:
-        result = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, check=False)
+        result = subprocess.run(_wsrl(*args), stdout=f, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
-        last = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
-        raise UserError(f"`{' '.join(command[2:])}` failed: {last[0]} (log: {log})")
+        raise failure(args, log)
 
 
 def dataset_env(dataset: str) -> str:
@@ -176,14 +198,41 @@ def method_jobs(c: Comparison, pretrained: dict[str, list[Job]]) -> dict[str, li
     return jobs
 
 
+def _local(jobs: list[Job], workers: int) -> Iterator[Job]:
+    """Run the jobs in local processes, `workers` at a time; yields each as it ends. A failure cancels the jobs
+    not started yet (those running end first)."""
+    with ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(_execute, job): job for job in jobs}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                yield futures[future]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
 def _run_all(c: Comparison, jobs: list[Job]) -> None:
-    with ThreadPoolExecutor(c.workers) as pool:
-        list(pool.map(lambda job: _execute(_wsrl(*job.args), job.out), jobs))
+    """Every job to its end (local processes, or Ray tasks with --backend ray), a line as each ends."""
+    if c.backend == "ray":
+        from wsrl.cluster import run_jobs
+
+        done = run_jobs(jobs, c.cpus_per_run, c.gpus_per_run)
+    else:
+        done = _local(jobs, c.workers)
+    for k, job in enumerate(done, 1):
+        print(f"[{k}/{len(jobs)}] {job.out}: done", flush=True)
 
 
 def run_comparison(c: Comparison) -> list[dict]:
     """Pre-train, run all methods x seeds, then write results.csv and comparison.png into c.out."""
     c.validate()
+    if c.backend == "ray":  # before anything is written: an unreachable cluster is bad input
+        from wsrl.cluster import connect
+
+        connect(c.address)
+    if c.download:
+        download(c.dataset)
     pretrained = pretrain_jobs(c)
     _run_all(c, [job for jobs in pretrained.values() for job in jobs])
     methods = method_jobs(c, pretrained)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,48 @@ def read_dataset(id_or_path: str) -> RawDataset:
     raise UserError(f"dataset {id_or_path!r} not found: no file of that name and no "
                     f"{minari_root() / id_or_path}/data/main_data.hdf5 (Minari root from $MINARI_DATASETS_PATH or "
                     "~/.minari/datasets); create one with `wsrl collect`")
+
+
+REMOTE_HOSTS = {"hf": "huggingface.co", "gcp": "storage.googleapis.com"}
+
+
+def download(dataset_id: str) -> Path:
+    """Fetch a Minari dataset (e.g. D4RL/antmaze/large-diverse-v1) with Minari's own API into the Minari root; a
+    dataset already there is kept. Without a network, one error naming the alternatives."""
+    local_id = dataset_id.split("://", 1)[1].split("/", 1)[1] if "://" in dataset_id else dataset_id
+    directory = find_minari(local_id)
+    if directory is not None:
+        return directory
+    import minari
+    from minari.storage.remotes import DEFAULT_REMOTE
+
+    remote = dataset_id.split("/", 1)[0] if "://" in dataset_id else os.environ.get("MINARI_REMOTE", DEFAULT_REMOTE)
+    host = REMOTE_HOSTS.get(remote.split("://", 1)[0], "")
+    offline = (f"cannot download {dataset_id}: no network reaches Minari's remote {remote}" + " ({})" +
+               f"; put the dataset's files under {minari_root() / local_id}/ (from a machine with a network: "
+               "`wsrl data download ID` there, then copy), or make a dataset with `wsrl collect`")
+    if host:  # fail in a second rather than after Minari's client retried for half a minute
+        try:
+            socket.create_connection((host, 443), timeout=10).close()
+        except OSError as e:
+            raise UserError(offline.format(e.strerror or e)) from None
+    target = minari_root() / local_id
+    existed = target.exists()
+    try:
+        minari.download_dataset(dataset_id)
+    except Exception as e:
+        if target.exists() and not existed:  # nothing half-downloaded stays
+            shutil.rmtree(target)
+        if isinstance(e, ImportError):  # the remote's client library
+            raise UserError(f"downloading from {remote} needs a package Minari names: {e}") from None
+        if isinstance(e, ValueError):  # no such dataset, or a Minari version that cannot read it
+            raise UserError(f"cannot download {dataset_id}: {e}") from None
+        raise UserError(offline.format(f"{type(e).__name__}: {e}")) from None
+    directory = find_minari(local_id)
+    if directory is None:
+        raise UserError(f"Minari downloaded {dataset_id} but no {target}/data/main_data.hdf5 appeared; check "
+                        "$MINARI_DATASETS_PATH")
+    return directory
 
 
 def describe(raw: RawDataset) -> dict[str, Any]:
