@@ -51,6 +51,7 @@ COMMANDS = {
     "resume": "continue an interrupted pretrain / train / finetune run from its newest checkpoint (--steps: extend)",
     "eval": "evaluate a checkpoint's deterministic policy",
     "compare": "pre-train once, run several methods x seeds, write results.csv, a table and comparison.png",
+    "sweep": "search flags of pretrain / train / finetune with Ray Tune (grid, random, ASHA): table and plot",
     "plot": "learning curves of run directories (mean and 95% bootstrap band over seeds) into a PNG",
     "data": "`wsrl data info DATASET`: episodes, transitions, returns, normalised-score range, spaces; "
             "`wsrl data download ID`: fetch a Minari dataset",
@@ -191,14 +192,20 @@ def _run_command(command: str, known: argparse.Namespace, base: Any) -> type:
     return dataclasses.make_dataclass(f"{command.capitalize()}Command", fields, frozen=True)
 
 
-def _run(command: str, args: Sequence[str]) -> int:
+def resolve(command: str, args: Sequence[str], checkpoint_env: bool = True) -> Any:
+    """The parsed flags of `wsrl pretrain|train|finetune ARGS` (`.config`: the run's config); a UserError for bad
+    input. `checkpoint_env=False` skips reading finetune's --from (which may not exist yet) for its default env."""
     known, base = _base(command, args)
     if command == "finetune" and not known.from_path and not {"-h", "--help"} & set(args):
         raise UserError("--from RUN_OR_CHECKPOINT is required: the pre-trained run to fine-tune")
     refuse_inapplicable(command, args, known, base)
-    if command == "finetune" and known.from_path:
+    if command == "finetune" and known.from_path and checkpoint_env:
         base = _env_of_checkpoint(base, known.from_path)
-    parsed = _parse(_run_command(command, known, base), args, f"wsrl {command}")
+    return _parse(_run_command(command, known, base), args, f"wsrl {command}")
+
+
+def _run(command: str, args: Sequence[str]) -> int:
+    parsed = resolve(command, args)
     config = parsed.config
 
     from wsrl.train import rundir
@@ -217,7 +224,7 @@ def _run(command: str, args: Sequence[str]) -> int:
     else:
         from wsrl.train.online import run_online
 
-        summary = run_online(config, out, init_from=known.from_path if command == "finetune" else None,
+        summary = run_online(config, out, init_from=parsed.from_path if command == "finetune" else None,
                              overwrite=parsed.overwrite, command=line, seeds=parsed.seeds)
     _report(summary, out)
     return 0
@@ -348,6 +355,37 @@ def _compare(args: Sequence[str]) -> int:
 
 
 @dataclass(frozen=True)
+class SweepCommand:
+    spec: Annotated[Positional[str], _arg("sweep spec (TOML; see docs/sweeps.md, benchmarks/sweeps/warmup.toml)",
+                                          metavar="SPEC.toml")]
+    out: str | None = None
+    """Sweep directory (default: the spec's `out`); running the same sweep again continues it."""
+    address: str = ""
+    """Ray cluster to use (HOST:PORT, ray://HOST:PORT, or auto); empty: $RAY_ADDRESS, else a new local one."""
+
+
+def _sweep(args: Sequence[str]) -> int:
+    parsed = _parse(SweepCommand, args, "wsrl sweep")
+    from rich.console import Console
+    from rich.table import Table
+
+    from wsrl.sweep import read_spec, run_sweep, short
+
+    spec = read_spec(parsed.spec, parsed.out)
+    rows = run_sweep(spec, parsed.address)
+    table = Table(title=f"wsrl sweep: {len(rows)} trials, best first")
+    columns = ["trial", *spec.swept, "status", "evaluations", "score_end", "score_best", "auc"]
+    for column in columns:
+        table.add_column(column.replace("_", " "), no_wrap=True)
+    for row in rows:
+        table.add_row(*(f"{row[c]:.2f}" if c.startswith(("score", "auc")) and row[c] != "" else short(row[c])
+                        for c in columns))
+    Console(width=max(Console().width, 100)).print(table)
+    print(f"results: {spec.out / 'results.csv'}, figure: {spec.out / 'best.png'}")
+    return 0
+
+
+@dataclass(frozen=True)
 class PlotCommand:
     runs: Annotated[Positional[tuple[str, ...]],
                     _arg("run directories (names differing by a trailing seedN share a curve)", metavar="RUN_DIR")]
@@ -435,8 +473,8 @@ def _top_help() -> str:
 
 
 HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
-    "demo": _demo, "collect": _collect, "eval": _eval, "resume": _resume, "compare": _compare, "plot": _plot,
-    "data": _data,
+    "demo": _demo, "collect": _collect, "eval": _eval, "resume": _resume, "compare": _compare, "sweep": _sweep,
+    "plot": _plot, "data": _data,
     **{command: (lambda a, c=command: _run(c, a)) for command in ("pretrain", "train", "finetune")},
 }
 

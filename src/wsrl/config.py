@@ -10,7 +10,11 @@ flags are refused.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import netrc
+import os
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -182,6 +186,24 @@ class IQLConfig:
             raise ValueError("batch_size and num_critics must be >= 1")
 
 
+def _check_wandb(config: Any) -> None:
+    """--wandb needs the package, and a login unless W&B only writes files (WANDB_MODE offline / disabled)."""
+    if not config.wandb:
+        return
+    if importlib.util.find_spec("wandb") is None:
+        raise UserError("--wandb needs W&B: pip install 'wsrl[wandb]'")
+    if os.environ.get("WANDB_MODE") in ("offline", "dryrun", "disabled") or os.environ.get("WANDB_API_KEY"):
+        return
+    host = urllib.parse.urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        logged_in = netrc.netrc().authenticators(host or "") is not None
+    except (OSError, netrc.NetrcParseError):
+        logged_in = False
+    if not logged_in:
+        raise UserError("--wandb: not logged in to W&B; run `wandb login`, or set WANDB_MODE=offline to write the "
+                        "logs to files only (`wandb sync RUN/wandb/offline-run-*` uploads them later)")
+
+
 def _require_at_least(config: Any, low: int, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
@@ -263,6 +285,11 @@ class OnlineConfig:
     """Also save a checkpoint whenever this many minutes of work would otherwise be lost to a kill (0: off)."""
     keep_checkpoints: int = 2
     """Checkpoints kept in checkpoints/ (the newest; 0: all)."""
+    wandb: bool = False
+    """Also log to Weights & Biases (pip install 'wsrl[wandb]'): every metrics.csv scalar, the config, the final
+    plot; one W&B run per seed (grouped by the run), its files in RUN/wandb/. WANDB_MODE=offline: files only."""
+    wandb_project: str = "wsrl"
+    """W&B project of --wandb."""
     buffer_capacity: int = 2_000_000
     """Replay buffer capacity (transitions)."""
     reward_scale: float = 1.0
@@ -289,6 +316,7 @@ class OnlineConfig:
 
     def validate(self) -> None:
         _require_at_least(self, 1, "steps", "eval_every", "eval_episodes", "log_every", "buffer_capacity")
+        _check_wandb(self)
         _require_at_least(self, 0, "warmup_steps", "checkpoint_every", "checkpoint_minutes", "keep_checkpoints")
         if self.retention is not None:
             if not 0.0 <= self.retention.offline_ratio <= 1.0:
@@ -334,6 +362,11 @@ class OfflineConfig:
     """Also save a checkpoint whenever this many minutes of work would otherwise be lost to a kill (0: off)."""
     keep_checkpoints: int = 2
     """Checkpoints kept in checkpoints/ (the newest; 0: all)."""
+    wandb: bool = False
+    """Also log to Weights & Biases (pip install 'wsrl[wandb]'): every metrics.csv scalar, the config, the final
+    plot; one W&B run per seed (grouped by the run), its files in RUN/wandb/. WANDB_MODE=offline: files only."""
+    wandb_project: str = "wsrl"
+    """W&B project of --wandb."""
     reward_scale: float = 1.0
     """Dataset reward scale (applied once, when the dataset is loaded)."""
     reward_bias: float = 0.0
@@ -354,6 +387,7 @@ class OfflineConfig:
             raise UserError("--dataset is required: a Minari id or directory, or a D4RL hdf5 file")
         _require_at_least(self, 1, "steps", "eval_every", "eval_episodes", "log_every")
         _require_at_least(self, 0, "checkpoint_every", "checkpoint_minutes", "keep_checkpoints")
+        _check_wandb(self)
         expected = IQLConfig if self.algo == "iql" else CQLConfig
         if not isinstance(self.agent, expected):
             raise UserError(f"--algo {self.algo} needs a {expected.__name__}, got a {type(self.agent).__name__}")

@@ -1,9 +1,12 @@
-"""Run logging: metrics.csv (always), TensorBoard event files (always)."""
+"""Run logging: metrics.csv and TensorBoard event files (always), Weights & Biases (--wandb), and at the end of a
+run its learning curves, curves.png."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,8 +40,10 @@ class RunLogger:
     checkpoint and tells TensorBoard to purge the events past it.
     """
 
-    def __init__(self, run_dir: Path, step_key: str = "env_step", resume_at: tuple[int, int] | None = None):
-        path, self._step_key = run_dir / "metrics.csv", step_key
+    def __init__(self, run_dir: Path, step_key: str = "env_step", resume_at: tuple[int, int] | None = None,
+                 wandb_project: str | None = None, group: str | None = None):
+        path, self._step_key, self._run_dir = run_dir / "metrics.csv", step_key, run_dir
+        self._wandb = None if wandb_project is None else _start_wandb(run_dir, step_key, wandb_project, group)
         if resume_at is None:
             self._file = open(path, "w", newline="")  # noqa: SIM115 (closed in close())
             self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
@@ -62,13 +67,59 @@ class RunLogger:
         self._csv.writerow(row)
         self._file.flush()
         step = int(row[self._step_key])
-        for key, value in row.items():
-            if key not in ("env_step", "phase") and isinstance(value, int | float) and math.isfinite(value):
+        scalars = {key: value for key, value in row.items()
+                   if key != "phase" and isinstance(value, int | float) and math.isfinite(value)}
+        for key, value in scalars.items():
+            if key != "env_step":
                 self._tb.add_scalar(key, value, step)
+        if self._wandb is not None:
+            self._wandb.log(scalars)
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Close the logs; a `finished` run also gets curves.png (and W&B the figure)."""
         self._file.close()
         self._tb.close()
+        figure = plot_curves(self._run_dir) if finished else None
+        if self._wandb is not None:
+            import wandb
+
+            if figure is not None:
+                self._wandb.log({"curves": wandb.Image(str(figure))})
+            self._wandb.finish(exit_code=0 if finished else 1)
+
+
+def tracking(config: Any, out: Path, seeds: int) -> dict[str, Any]:
+    """RunLogger's W&B arguments for a run of `config` into `out` (a W&B group of its seeds' runs)."""
+    return {"wandb_project": config.wandb_project if config.wandb else None, "group": out.name if seeds > 1 else None}
+
+
+def plot_curves(run_dir: Path) -> Path | None:
+    """RUN/curves.png: the run's evaluation (and Q) curves; None for a run that never evaluated."""
+    from wsrl.errors import UserError
+    from wsrl.plots import plot_runs
+
+    try:
+        return plot_runs([run_dir], run_dir / "curves.png", title=str(run_dir))
+    except UserError:
+        return None
+
+
+def _start_wandb(run_dir: Path, step_key: str, project: str, group: str | None) -> Any:
+    """A W&B run for `run_dir` (its files in RUN/wandb/), logging against `step_key`, with the run's config.json
+    as its config. A resumed run continues its W&B run (the id is kept in RUN/wandb_id.txt); the rows written after
+    its checkpoint are logged again."""
+    import wandb
+
+    id_file = run_dir / "wandb_id.txt"
+    run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
+    id_file.write_text(run_id)
+    name = f"{group}/{run_dir.name}" if group else run_dir.name
+    run = wandb.init(project=project, id=run_id, resume="allow", dir=str(run_dir), name=name, group=group,
+                     config=json.loads((run_dir / "config.json").read_text()), reinit="create_new",
+                     settings=wandb.Settings(console="off", quiet=True))
+    run.define_metric(step_key)
+    run.define_metric("*", step_metric=step_key)
+    return run
 
 
 class ProgressBar:

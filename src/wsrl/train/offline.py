@@ -25,7 +25,7 @@ from wsrl.data.transitions import Transitions
 from wsrl.envs import make_env, space_dims
 from wsrl.errors import Diverged, Stopped, UserError
 from wsrl.evaluation import evaluate
-from wsrl.runlog import ProgressBar, RunLogger
+from wsrl.runlog import ProgressBar, RunLogger, tracking
 from wsrl.train import rundir
 from wsrl.train.lifecycle import (
     CheckpointClock,
@@ -129,8 +129,8 @@ def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False,
         path.mkdir(exist_ok=True)
         rundir.write_config(path, c, command, **about)
     states = [{"step": 0, "last_eval": {}, "wall_time": 0.0} for _ in members]
-    return _train(configs, out, raw, transitions, eval_env, [RunLogger(path, "grad_step") for _, path in members],
-                  stack(agents), states)
+    loggers = [RunLogger(path, "grad_step", **tracking(config, out, seeds)) for _, path in members]
+    return _train(configs, out, raw, transitions, eval_env, loggers, stack(agents), states)
 
 
 def resume_offline(out: Path, config: OfflineConfig, directories: list[Path],
@@ -151,7 +151,8 @@ def resume_offline(out: Path, config: OfflineConfig, directories: list[Path],
                             "resumable run") from None
         agents.append(checkpoint.restore(agent_from_meta(meta), directory))
     on_start()
-    loggers = [RunLogger(path, "grad_step", resume_at=(state["metrics_bytes"], state["step"]))
+    loggers = [RunLogger(path, "grad_step", resume_at=(state["metrics_bytes"], state["step"]),
+                         **tracking(config, out, len(members)))
                for (_, path), state in zip(members, states, strict=True)]
     configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
     return _train(configs, out, raw, transitions, eval_env, loggers, stack(agents), states)
@@ -169,9 +170,11 @@ def _train(configs: list[OfflineConfig], out: Path, raw: RawDataset, transitions
         run = OfflineRun(config, data, eval_env, config.env or raw.env_id, raw.reference, dims, tuple(configs),
                          tuple(loggers), outs, out, CheckpointClock(config.checkpoint_every,
                                                                     config.checkpoint_minutes), stop)
+        finished = False
         try:
             agents = _loop(run, states, agents)
             _save(run, states, agents)
+            finished = True
         except Diverged as e:
             diverged = {"diverged": {"step": e.step, "quantity": e.quantity}}
             for path, state in zip(outs, states, strict=True):
@@ -182,7 +185,7 @@ def _train(configs: list[OfflineConfig], out: Path, raw: RawDataset, transitions
             raise
         finally:
             for logger in loggers:
-                logger.close()
+                logger.close(finished)
             if eval_env is not None:
                 eval_env.close()
     summaries = [{"dataset": config.dataset, "algo": config.algo, "grad_steps": state["step"],

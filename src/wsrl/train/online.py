@@ -40,7 +40,7 @@ from wsrl.data.buffer import ReplayBuffer, mixed_batch
 from wsrl.envs import make_env, space_dims, success_flag
 from wsrl.errors import Diverged, Stopped, UserError
 from wsrl.evaluation import evaluate
-from wsrl.runlog import ProgressBar, RunLogger
+from wsrl.runlog import ProgressBar, RunLogger, tracking
 from wsrl.train import rundir
 from wsrl.train.lifecycle import (
     CheckpointClock,
@@ -273,7 +273,7 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
         path.mkdir(exist_ok=True)
         rundir.write_config(path, c, command, kind="online", init_from=None if start is None else str(start),
                             learner=learner)
-    loggers = [RunLogger(path) for _, path in members]
+    loggers = [RunLogger(path, **tracking(config, out, seeds)) for _, path in members]
     with stop_signals() as stop:
         run = _online_run(configs, envs, loggers, [path for _, path in members], out, agents[0], guides, batches,
                           stop)
@@ -300,7 +300,8 @@ def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
     empty = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + batches.appended))
     buffers = [_read_buffer(directory, empty) for directory in directories]
     on_start()
-    loggers = [RunLogger(path, resume_at=(record["metrics_bytes"], record["env_step"]))
+    loggers = [RunLogger(path, resume_at=(record["metrics_bytes"], record["env_step"]),
+                         **tracking(config, out, len(members)))
                for (_, path), record in zip(members, records, strict=True)]
     with stop_signals() as stop:
         run = _online_run(configs, envs, loggers, [path for _, path in members], out, agents[0], guides, batches,
@@ -338,10 +339,12 @@ def _online_run(configs: list[OnlineConfig], envs: list[gym.Env], loggers: list[
 def _execute(run: OnlineRun, begin: Any, save_buffer: bool) -> dict[str, Any]:
     """Run the loop from the state `begin()` gives, write the final checkpoints and summary.json (every seed's,
     and for several seeds the run's)."""
+    finished = False
     try:
         states, learners = begin()
         _loop(run, states, learners)
         _save(run, states, learners)
+        finished = True
     except Diverged as e:
         for k, seed in enumerate(run.seeds):
             rundir.write_summary(seed.out, {**_summary(run, k, states[k], learners),
@@ -351,7 +354,7 @@ def _execute(run: OnlineRun, begin: Any, save_buffer: bool) -> dict[str, Any]:
         raise
     finally:
         for seed in run.seeds:
-            seed.logger.close()
+            seed.logger.close(finished)
             seed.env.close()
         run.eval_env.close()
     summaries = [_summary(run, k, state, learners) for k, state in enumerate(states)]
