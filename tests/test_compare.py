@@ -23,12 +23,41 @@ def dataset(tmp_path, monkeypatch):
     return "test/pendulum-v0"
 
 
-def compare_args(out, methods="wsrl,sac-fast,cql"):
+def compare_args(out, methods="wsrl,sac-fast,cql", *extra):
     return ["compare", "--dataset", "test/pendulum-v0", "--methods", methods, "--seeds", "2", "--steps", "30",
-            "--offline-steps", "20", "--out", str(out), *NETS]
+            "--offline-steps", "200", "--checkpoint-every", "20", "--checkpoint-minutes", "0", "--out", str(out),
+            *NETS, *extra]
 
 
-def test_compare_writes_results_and_figure_and_resumes_after_a_kill(tmp_path, dataset, capsys):
+def results(out):
+    with open(out / "results.csv") as f:
+        return [({k: v for k, v in row.items() if k != "run_dir"}, Path(row["run_dir"]).relative_to(out))
+                for row in csv.DictReader(f)]
+
+
+def ray_tasks(driver: int) -> list[int]:
+    """Pids of the workers of `driver`'s Ray cluster running a wsrl task now (a worker's process title is
+    ray::FUNCTION; the cluster's processes descend from the driver that started it)."""
+    parents, titles = {}, {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit():
+                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                titles[int(proc.name)] = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == driver:
+                return True
+        return False
+
+    return [pid for pid, title in titles.items() if title.startswith(b"ray::_task") and descends(pid)]
+
+
+def test_compare_writes_results_and_figure_resumes_after_a_kill_and_ray_gives_the_same(tmp_path, dataset, capsys):
     out = tmp_path / "cmp"
     env = {**os.environ, "MINARI_DATASETS_PATH": os.environ["MINARI_DATASETS_PATH"]}
     proc = subprocess.Popen([sys.executable, "-m", "wsrl", *compare_args(out)], env=env,
@@ -60,6 +89,39 @@ def test_compare_writes_results_and_figure_and_resumes_after_a_kill(tmp_path, da
     assert (out / "comparison.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "wsrl compare" in printed and "sac-fast" in printed
+
+    # The same comparison with every process a task on a local Ray cluster, the pre-training's worker killed
+    # mid-run: Ray retries the task, which continues the run from its checkpoint; the results are the same.
+    ray_out = tmp_path / "ray"
+    driver = subprocess.Popen([sys.executable, "-m", "wsrl", *compare_args(ray_out, "wsrl,sac-fast,cql", "--backend",
+                                                                           "ray")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoints = ray_out / "pretrain" / "cql" / "seed0" / "checkpoints"
+    deadline = time.time() + 180
+    while not (checkpoints.is_dir() and any(checkpoints.glob("step_*"))) and time.time() < deadline:
+        time.sleep(0.2)
+    workers = ray_tasks(driver.pid)
+    assert len(workers) == 1 and not (ray_out / "pretrain" / "cql" / "summary.json").exists()
+    os.kill(workers[0], signal.SIGKILL)
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, output
+    config = json.loads((ray_out / "pretrain" / "cql" / "seed0" / "config.json").read_text())
+    assert config["resumed"] and config["resumed"][0].startswith("wsrl resume")  # Ray's retry continued the run
+    assert results(ray_out) == results(out)  # every score as if nothing had happened
+    assert (ray_out / "comparison.png").is_file()
+
+
+def test_ray_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    base = ["compare", "--dataset", "x", "--methods", "wsrl", "--steps", "1", "--offline-steps", "1", "--out",
+            str(tmp_path / "c"), "--backend", "ray"]
+    assert main([*base, "--address", "127.0.0.1:9"]) == 2  # nothing listens at port 9
+    assert "cannot reach a Ray cluster at 127.0.0.1:9" in capsys.readouterr().err
+    assert main([*base, "--address", "somewhere"]) == 2
+    assert "is not HOST:PORT" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # as without the extra installed
+    assert main(base) == 2
+    assert capsys.readouterr().err.strip() == "wsrl: error: --backend ray needs Ray: pip install 'wsrl[ray]'"
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("per_process", [True, False])
@@ -110,5 +172,8 @@ def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
     started = []
     monkeypatch.setattr(compare.subprocess, "run", lambda command, **kw: started.append(command) or
                         subprocess.CompletedProcess(command, 0))
-    compare._execute(compare._wsrl("train", "--out", str(run), "--overwrite"), run)
+    compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)))
     assert started == [compare._wsrl("resume", str(run))]
+    (run / "summary.json").write_text("{}")  # finished: not run again
+    compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)))
+    assert len(started) == 1
