@@ -21,9 +21,9 @@ for run in wsrl/pointmaze-umaze/waypoint-v0:6000:cpu:pointmaze-umaze wsrl/hopper
     $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$no_retention,$retention" --seeds 3 \
         --steps "$steps" --offline-steps 5000 --workers 2 --out "$dir"
     # The two comparisons as separate figures and tables: (a) no retention, (b) WSRL against retaining methods.
-    $wsrl plot "$dir"/runs/{wsrl,wsrl-no-warmup,calql,cql,iql,sac-fast,jsrl}_seed*/ --out "$dir/no_retention.png" \
+    $wsrl plot "$dir"/runs/{wsrl,wsrl-no-warmup,calql,cql,iql,sac-fast,jsrl}/ --out "$dir/no_retention.png" \
         --title "$dataset, $preset: without offline data"
-    $wsrl plot "$dir"/runs/{wsrl,calql-retain,calql-ensemble-utd,rlpd}_seed*/ --out "$dir/retention.png" \
+    $wsrl plot "$dir"/runs/{wsrl,calql-retain,calql-ensemble-utd,rlpd}/ --out "$dir/retention.png" \
         --title "$dataset, $preset: WSRL vs methods that keep the data"
     .venv/bin/python - "$dir/results.csv" "$no_retention" "wsrl,$retention" <<'PY'
 import csv, sys

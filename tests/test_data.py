@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import os
 
 import h5py
 import numpy as np
@@ -193,3 +194,45 @@ def test_bad_datasets_raise_one_clear_error(tmp_path, monkeypatch):
         from_episodes([nan])
     with pytest.raises(UserError, match="no transitions"):
         from_episodes([])
+
+
+def test_download_without_a_network_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    from wsrl.cli import main
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+
+    def unreachable(address, timeout=None):
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr("socket.create_connection", unreachable)
+    assert main(["data", "download", "D4RL/antmaze/large-diverse-v1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("wsrl: error: cannot download D4RL/antmaze/large-diverse-v1: no network reaches Minari's "
+                          "remote hf://farama-minari (Name or service not known); put the dataset's files under ")
+    assert "`wsrl collect`" in err and len(err.strip().splitlines()) == 1
+    assert main(["pretrain", "--dataset", "D4RL/antmaze/large-diverse-v1", "--download", "--out",
+                 str(tmp_path / "run")]) == 2
+    assert "cannot download" in capsys.readouterr().err
+    assert not (tmp_path / "minari").exists() and not (tmp_path / "run").exists()
+
+
+def test_download_fetches_with_minaris_api_once_then_pretrain_reads_it(tmp_path, monkeypatch):
+    import minari
+
+    from wsrl.cli import main
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setattr("socket.create_connection", lambda address, timeout=None: open(os.devnull))  # noqa: SIM115
+    fetched = []
+
+    def download_dataset(dataset_id, force_download=False):  # Minari's remote, here made by its own collector
+        fetched.append(dataset_id)
+        minari_collector_dataset(dataset_id, 200)
+
+    monkeypatch.setattr(minari, "download_dataset", download_dataset)
+    assert main(["data", "download", "remote/hopper/random-v0"]) == 0
+    assert main(["pretrain", "--dataset", "remote/hopper/random-v0", "--download", "--steps", "2", "--eval-every",
+                 "2", "--eval-episodes", "1", "--critic-hidden-dims", "8", "8", "--actor-hidden-dims", "8",
+                 "--num-critics", "2", "--batch-size", "4", "--out", str(tmp_path / "run")]) == 0
+    assert fetched == ["remote/hopper/random-v0"]  # the second found it in the Minari root
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["grad_steps"] == 2
