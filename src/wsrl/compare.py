@@ -23,7 +23,7 @@ import numpy as np
 from wsrl.config import flag_values
 from wsrl.data.loaders import download, read_dataset
 from wsrl.errors import UserError
-from wsrl.plots import plot_runs, read_run
+from wsrl.plots import mean_over_steps, plot_runs, read_run
 from wsrl.presets import PRESETS, offline_preset, online_preset
 from wsrl.presets.methods import METHODS
 from wsrl.train import rundir
@@ -253,7 +253,7 @@ def result_row(method: str, seed: int, run_dir: Path) -> dict:
     run = read_run(run_dir)
     key = "eval_normalized_score" if len(run["eval_normalized_score"][0]) else "eval_return"
     x, y = run[key]
-    auc = float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else float(y[-1])
+    auc = mean_over_steps(x, y)
     summary = json.loads((run_dir / "summary.json").read_text())
     regret = ""
     if len(run["eval_success"][0]) and summary.get("train_episodes"):

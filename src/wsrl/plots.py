@@ -45,6 +45,11 @@ def read_run(run_dir: Path) -> dict:
             **{k: series(k) for k in ("eval_return", "eval_normalized_score", "eval_success", "q_mean")}}
 
 
+def mean_over_steps(x: np.ndarray, y: np.ndarray) -> float:
+    """The area under a learning curve divided by its length (the trapezoid rule): its mean over steps."""
+    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else float(y[-1])
+
+
 def bootstrap_band(values: np.ndarray, rng: np.random.Generator, samples: int = 1000) -> tuple[np.ndarray, ...]:
     """Mean over seeds (axis 0) and its 95% bootstrap confidence interval, per x."""
     mean = values.mean(axis=0)

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from wsrl.errors import UserError
+from wsrl.plots import mean_over_steps, plot_runs, read_run
+from wsrl.train.rundir import members
 
 COMMANDS = ("pretrain", "train", "finetune")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
@@ -158,9 +160,6 @@ def _param_space(spec: Spec) -> dict[str, Any]:
 def scores(run_dir: Path) -> list[tuple[int, float]]:
     """(step, score) of each evaluation every seed of the run has made so far: the normalised score (else the
     return), averaged over seeds."""
-    from wsrl.plots import read_run
-    from wsrl.train.rundir import members
-
     curves = []
     for member in members(run_dir):
         if not (member / "metrics.csv").is_file():
@@ -177,13 +176,13 @@ def _trial(params: dict[str, Any], spec: Spec) -> None:
 
     from wsrl.compare import Job, failure, job_args, job_log
 
-    job = Job((), spec.out / "trials" / tune.get_context().get_trial_id(), ())
-    job = Job(spec.trial_args(params, job.out), job.out, ())
+    out = spec.out / "trials" / tune.get_context().get_trial_id()
+    job = Job(spec.trial_args(params, out), out, ())
     args, log = job_args(job), job_log(job)
     process = None
     if args is not None:
-        process = subprocess.Popen([sys.executable, "-m", "wsrl", *args], stdout=open(log, "w"),  # noqa: SIM115
-                                   stderr=subprocess.STDOUT)
+        with open(log, "w") as f:
+            process = subprocess.Popen([sys.executable, "-m", "wsrl", *args], stdout=f, stderr=subprocess.STDOUT)
     reported = 0
     try:
         while True:
@@ -253,23 +252,19 @@ def run_sweep(spec: Spec, address: str = "") -> list[dict[str, Any]]:
 
 def table_row(spec: Spec, result: Any) -> dict[str, Any]:
     """One trial's parameters and results (mean over its seeds): final score, best, area under the curve."""
-    run_dir = Path(result.path).parents[1] / "trials" / Path(result.path).name
+    run_dir = spec.out / "trials" / Path(result.path).name  # Tune's trial directory is named by its id
     evaluations = scores(run_dir) if run_dir.is_dir() else []
     status = "error" if result.error else "done" if (run_dir / "summary.json").is_file() else "stopped"
     row = {"trial": run_dir.name, **{name: result.config.get(name) for name in spec.swept}, "status": status,
            "evaluations": len(evaluations), "score_end": "", "score_best": "", "auc": "", "run_dir": str(run_dir)}
     if evaluations:
         x, y = np.array(evaluations).T
-        auc = float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else float(y[-1])
-        row.update(score_end=float(y[-1]), score_best=float(y.max()), auc=auc)
+        row.update(score_end=float(y[-1]), score_best=float(y.max()), auc=mean_over_steps(x, y))
     return row
 
 
 def write_results(spec: Spec, rows: list[dict[str, Any]], best: int = 5) -> None:
     """OUT/results.csv (every trial, best first) and OUT/best.png (the learning curves of the best `best`)."""
-    from wsrl.plots import plot_runs
-    from wsrl.train.rundir import members
-
     with open(spec.out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial"])
         writer.writeheader()
