@@ -412,7 +412,7 @@ class DataCommand:
     action: Annotated[Positional[Literal["info", "download"]],
                       _arg("info: describe the dataset; download: fetch it from Minari's remote into the Minari root")]
     dataset: Annotated[Positional[str], _arg("Minari dataset id (e.g. D4RL/antmaze/large-diverse-v1) or directory, "
-                                             "or D4RL hdf5 file (info)")]
+                                             "or D4RL hdf5 file (info)", metavar="DATASET")]
 
 
 def _data(args: Sequence[str]) -> int:
