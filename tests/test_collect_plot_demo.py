@@ -99,7 +99,7 @@ def test_plot_two_seeds_of_a_run_into_a_png(tmp_path):
 def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys, optimised_xla):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert summary["quick"] and summary["online_steps"] == 1500
+    assert summary["quick"] and summary["online_steps"] == 1000
     assert (tmp_path / "demo" / "learning_curve.png").stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "pre-trained (CQL, random data)" in out and "fine-tuned (WSRL), final" in out

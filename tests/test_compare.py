@@ -90,11 +90,10 @@ def test_compare_writes_results_and_figure_resumes_after_a_kill_and_ray_gives_th
     printed = capsys.readouterr().out
     assert "wsrl compare" in printed and "sac-fast" in printed
 
-    # The same comparison with every process a task on a local Ray cluster, the pre-training's worker killed
-    # mid-run: Ray retries the task, which continues the run from its checkpoint; the results are the same.
+    # WSRL's part of the comparison with every process a task on a local Ray cluster, the pre-training's worker
+    # killed mid-run: Ray retries the task, which continues the run from its checkpoint; the results are the same.
     ray_out = tmp_path / "ray"
-    driver = subprocess.Popen([sys.executable, "-m", "wsrl", *compare_args(ray_out, "wsrl,sac-fast,cql", "--backend",
-                                                                           "ray")],
+    driver = subprocess.Popen([sys.executable, "-m", "wsrl", *compare_args(ray_out, "wsrl", "--backend", "ray")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     checkpoints = ray_out / "pretrain" / "cql" / "seed0" / "checkpoints"
     deadline = time.time() + 180
@@ -107,7 +106,7 @@ def test_compare_writes_results_and_figure_resumes_after_a_kill_and_ray_gives_th
     assert driver.returncode == 0, output
     config = json.loads((ray_out / "pretrain" / "cql" / "seed0" / "config.json").read_text())
     assert config["resumed"] and config["resumed"][0].startswith("wsrl resume")  # Ray's retry continued the run
-    assert results(ray_out) == results(out)  # every score as if nothing had happened
+    assert results(ray_out) == [r for r in results(out) if r[0]["method"] == "wsrl"]  # as if nothing had happened
     assert (ray_out / "comparison.png").is_file()
 
 

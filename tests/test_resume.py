@@ -148,7 +148,7 @@ def test_sigterm_checkpoints_the_current_step_and_resume_extends_the_budget(tmp_
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and f"wsrl resume {out}" in err.strip().splitlines()[-1]
     [stopped_at] = checkpoint_steps(out)  # no scheduled checkpoint: this one was written on SIGTERM
-    assert stopped_at > 70 and not (out / "summary.json").exists()
+    assert stopped_at > 60 and not (out / "summary.json").exists()  # after the first update (step 61)
 
     # Resume with a smaller budget than the original one, then extend that finished run: equal to one 2x run.
     assert main(["resume", str(out), "--steps", str(stopped_at + 30)]) == 0

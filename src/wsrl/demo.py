@@ -23,7 +23,7 @@ from wsrl.train.offline import run_offline
 from wsrl.train.online import run_online
 
 # (dataset steps, offline gradient steps, online env steps, warmup steps, eval every)
-BUDGETS = {"default": (5000, 5000, 10_000, 1000, 1000), "quick": (2000, 500, 1500, 500, 500)}
+BUDGETS = {"default": (5000, 5000, 10_000, 1000, 1000), "quick": (2000, 500, 1000, 500, 500)}
 
 
 def run_demo(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) -> dict[str, Any]:

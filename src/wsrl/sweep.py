@@ -235,7 +235,7 @@ def run_sweep(spec: Spec, address: str = "") -> list[dict[str, Any]]:
             trainable, param_space=_param_space(spec),
             tune_config=tune.TuneConfig(metric="score", mode="max", num_samples=spec.samples, scheduler=scheduler,
                                         search_alg=BasicVariantGenerator(random_state=spec.seed),
-                                        max_concurrent_trials=spec.max_concurrent or None,
+                                        max_concurrent_trials=spec.max_concurrent or None, reuse_actors=True,
                                         trial_dirname_creator=lambda trial: trial.trial_id),
             run_config=tune.RunConfig(name="tune", storage_path=str(spec.out), verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=2)))
