@@ -8,7 +8,7 @@ import pytest
 
 from wsrl.cli import main
 
-TINY = {"env": "InvertedPendulum-v5", "steps": 40, "warmup_steps": 20, "actor_hidden_dims": [8],
+TINY = {"env": "InvertedPendulum-v5", "steps": 40, "actor_hidden_dims": [8],
         "critic_hidden_dims": [8, 8], "num_critics": 2, "batch_size": 8, "eval_episodes": 1, "eval_every": 20,
         "log_every": 20, "critic_layer_norm": False}
 
@@ -36,17 +36,17 @@ def read_results(out):
 
 def test_a_grid_sweep_runs_every_trial_as_a_run_directory_tabulates_plots_and_continues(tmp_path, ray_session,
                                                                                          capsys):
-    spec = write_spec(tmp_path / "grid.toml", {"utd": [1, 2], "actor_lr": [1e-4, 3e-4]})
+    # Trials of one shape (seed x warmup length): after the first, each loads its programs from the compile cache.
+    spec = write_spec(tmp_path / "grid.toml", {"seed": [0, 1], "warmup_steps": [20, 30]})
     out = tmp_path / "sweep"
     assert main(["sweep", str(spec), "--out", str(out)]) == 0
     rows = read_results(out)
-    assert sorted((r["utd"], r["actor_lr"]) for r in rows) == [("1", "0.0001"), ("1", "0.0003"), ("2", "0.0001"),
-                                                               ("2", "0.0003")]
+    assert sorted((r["seed"], r["warmup_steps"]) for r in rows) == [("0", "20"), ("0", "30"), ("1", "20"), ("1", "30")]
     scores = [float(r["score_end"]) for r in rows]
     assert scores == sorted(scores, reverse=True)  # best first
     for row in rows:
         config = json.loads((out / "trials" / row["trial"] / "config.json").read_text())["config"]
-        assert (config["agent"]["utd"], config["agent"]["actor_lr"]) == (int(row["utd"]), float(row["actor_lr"]))
+        assert (config["seed"], config["warmup_steps"]) == (int(row["seed"]), int(row["warmup_steps"]))
         assert config["steps"] == 40 and config["agent"]["critic_hidden_dims"] == [8, 8]
         assert row["status"] == "done" and row["evaluations"] == "3"  # at steps 0, 20 and 40
         with open(out / "trials" / row["trial"] / "metrics.csv") as f:

@@ -242,7 +242,7 @@ def run_sweep(spec: Spec, address: str = "") -> list[dict[str, Any]]:
     grid = tuner.fit()
     rows = [table_row(spec, result) for result in grid]
     errors = [r for r in rows if r["status"] == "error"]
-    rows.sort(key=lambda r: -np.inf if r["score_end"] == "" else r["score_end"], reverse=True)
+    rows.sort(key=lambda r: (np.inf if r["score_end"] == "" else -r["score_end"], r["trial"]))  # best, then id
     write_results(spec, rows)
     if errors:
         raise UserError(f"{len(errors)} trial(s) failed, e.g. {errors[0]['trial']}: see its log "
