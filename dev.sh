@@ -34,11 +34,10 @@ case "${1:-}" in
     setup
     shift
     # The tests that run `wsrl` processes (resume, compare, sweep: the two Ray ones one after the other, two Ray
-    # clusters at once slowed both), the multi-seed ones and the demo in a pytest process of their own beside the
-    # others (about half the time each): the first mostly wait on those processes, and one long session compiling
-    # every test's programs crashed jax 0.10.2 on CPU.
-    beside=(tests/test_resume.py tests/test_compare.py tests/test_sweep.py tests/test_seeds.py
-            tests/test_collect_plot_demo.py::test_demo_quick_runs_end_to_end)
+    # clusters at once slowed both) and the multi-seed ones in a pytest process of their own beside the others
+    # (about half the time each): the first mostly wait on those processes, and one long session compiling every
+    # test's programs crashed jax 0.10.2 on CPU.
+    beside=(tests/test_resume.py tests/test_compare.py tests/test_sweep.py tests/test_seeds.py)
     log=$(mktemp)
     .venv/bin/python -m pytest "${beside[@]}" "$@" >"$log" 2>&1 &
     beside_pid=$!
