@@ -51,27 +51,19 @@ def random_batch(size: int, seed: int = 0) -> dict[str, jax.Array]:
             "masks": jnp.ones(size, jnp.float32)}
 
 
-def update_flops(agent_cls: type, config) -> float:
-    """FLOPs of one seed's update (XLA's cost analysis of the compiled program)."""
-    agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
-    cost = update.lower(agent, random_batch(config.utd * config.batch_size)).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", float("nan")))
-
-
 def measure(name: str, agent_cls: type, config, seconds: float, peak: float, seeds: int = 0) -> None:
     """`seeds` > 0: that many agents stacked and updated by one call of `update_seeds` (rates summed over seeds;
     FLOPs those of one seed's update, since the cost analysis counts a loop over seeds once)."""
+    agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
+    batch = random_batch(config.utd * config.batch_size)
+    compiled = update.lower(agent, batch).compile()
+    cost = compiled.cost_analysis()
+    flops = float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
     if seeds:
         agent = stack([agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=s) for s in range(seeds)])
         batch = jax.tree.map(lambda *x: jnp.stack(x), *[random_batch(config.utd * config.batch_size, s)
                                                         for s in range(seeds)])
         compiled = update_seeds.lower(agent, batch).compile()
-    else:
-        agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
-        batch = random_batch(config.utd * config.batch_size)
-        compiled = update.lower(agent, batch).compile()
-    flops = update_flops(agent_cls, config)
     agent, _ = compiled(agent, batch)
     jax.block_until_ready(agent)
     count, start = 0, time.perf_counter()
@@ -79,8 +71,7 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float, see
         agent, metrics = compiled(agent, batch)
         count += 1
     jax.block_until_ready(metrics)
-    rate = count / (time.perf_counter() - start)
-    rate *= max(seeds, 1)
+    rate = count * max(seeds, 1) / (time.perf_counter() - start)
     print(f"{name:<38} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
           f"{flops / 1e9:6.2f} GFLOP/update  {rate * flops / 1e9:7.1f} GFLOP/s = {rate * flops / peak:5.1%} of peak")
 

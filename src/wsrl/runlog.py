@@ -23,6 +23,8 @@ from rich.progress import (
 )
 from tensorboardX import SummaryWriter
 
+from wsrl.errors import UserError
+
 COLUMNS = (
     "env_step", "grad_step", "phase", "wall_time", "env_steps_per_s", "episode_return",
     "eval_return", "eval_return_std", "eval_normalized_score", "eval_success", "eval_length",
@@ -95,7 +97,6 @@ def tracking(config: Any, out: Path, seeds: int) -> dict[str, Any]:
 
 def plot_curves(run_dir: Path) -> Path | None:
     """RUN/curves.png: the run's evaluation (and Q) curves; None for a run that never evaluated."""
-    from wsrl.errors import UserError
     from wsrl.plots import plot_runs
 
     try:

@@ -15,20 +15,19 @@ import subprocess
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from wsrl.config import flag_name
 from wsrl.errors import UserError
 from wsrl.plots import mean_over_steps, plot_runs, read_run
 from wsrl.train.rundir import members
 
 COMMANDS = ("pretrain", "train", "finetune")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
-SPEC_KEYS = {"command", "out", "samples", "seed", "scheduler", "grace", "cpus_per_trial", "gpus_per_trial",
-             "max_concurrent", "args", "pretrain", "grid", "random"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,11 @@ class Spec:
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0: as many as the cluster's resources allow
 
+    @staticmethod
+    def keys() -> set[str]:
+        """The keys a spec file may hold: the fields above."""
+        return {f.name for f in fields(Spec)}
+
     @property
     def swept(self) -> list[str]:
         return [*self.grid, *self.random]
@@ -64,7 +68,7 @@ def flags(values: dict[str, Any]) -> list[str]:
     ["--warmup-steps", "5000", "--no-layer-norm", "--critic-hidden-dims", "64", "64"]."""
     tokens = []
     for key, value in values.items():
-        flag = "--" + key.replace("_", "-")
+        flag = flag_name(key)
         if isinstance(value, bool):
             tokens.append(flag if value else "--no-" + flag[2:])
         elif isinstance(value, list | tuple):
@@ -83,18 +87,15 @@ def read_spec(path: str | Path, out: str | None = None) -> Spec:
         raise UserError(f"cannot read the sweep spec {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path} is not valid TOML: {e}") from None
-    unknown = set(raw) - SPEC_KEYS
+    unknown = set(raw) - Spec.keys()
     if unknown:
-        raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(SPEC_KEYS))}")
+        raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(Spec.keys()))}")
     if raw.get("command") not in COMMANDS:
         raise UserError(f"{path}: command must be one of {', '.join(COMMANDS)}, got {raw.get('command')!r}")
     out = out or raw.get("out")
     if not out:
         raise UserError(f"{path} names no `out` directory: add out = \"runs/sweeps/NAME\" or give --out")
-    spec = Spec(raw["command"], Path(out).absolute(), raw.get("args", {}), raw.get("grid", {}), raw.get("random", {}),
-                raw.get("pretrain"), raw.get("samples", 1), raw.get("seed", 0), raw.get("scheduler", "none"),
-                raw.get("grace", 2), raw.get("cpus_per_trial", 1.0), raw.get("gpus_per_trial", 0.0),
-                raw.get("max_concurrent", 0))
+    spec = Spec(**{**raw, "out": Path(out).absolute()})
     _check(spec, path)
     return spec
 
