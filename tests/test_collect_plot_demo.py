@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from wsrl.cli import main
+from wsrl.collect.recipes import _evaluations, _plateaued
 from wsrl.data.loaders import read_dataset
 
 TINY = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8",
@@ -119,21 +121,52 @@ def test_waypoint_recipe_reaches_goals_in_pointmaze(minari_root, capsys):
     assert "PointMaze envs only" in capsys.readouterr().err
 
 
-def test_sac_ladder_writes_three_levels_and_a_suite_resumes(tmp_path, minari_root, capsys):
+def test_sac_ladder_writes_four_levels_stops_early_and_a_suite_resumes(tmp_path, minari_root, capsys):
     suite = tmp_path / "tiny.toml"
     suite.write_text('[[dataset]]\nid = "test/ip"\nenv = "InvertedPendulum-v5"\nrecipe = "sac-ladder"\n'
-                     'steps = 400\nrollout_steps = 150\nladder_eval_every = 100\n\n'
+                     'steps = 600\nrollout_steps = 150\nladder_eval_every = 100\nladder_patience = 200\n\n'
                      '[[dataset]]\nid = "test/ip-random-v0"\nenv = "InvertedPendulum-v5"\nsteps = 100\n')
     assert main(["collect", "--suite", str(suite)]) == 0
+    # SAC ran in segments of 200 steps (each a `wsrl resume` with a larger budget) up to the budget or the first
+    # segment end at which its best evaluation was 200 steps old, with a snapshot at every evaluation.
+    sac = minari_root / ".wsrl-ladder" / "test" / "ip"
+    evals = _evaluations(sac)
+    assert [step for step, _ in evals] == list(range(100, evals[-1][0] + 1, 100))
+    ends = [step for step in (200, 400, 600) if step <= evals[-1][0]]
+    assert [_plateaued([e for e in evals if e[0] <= end], 200) for end in ends[:-1]] == [False] * (len(ends) - 1)
+    assert evals[-1][0] == 600 or _plateaued(evals, 200)
+    assert len(json.loads((sac / "config.json").read_text())["resumed"]) == len(ends) - 1
     replay = read_dataset("test/ip/medium-replay-v0")
-    medium_step = json.loads(minari.load_dataset("test/ip/medium-v0").storage.metadata["description"])["policy_step"]
+    descriptions = {level: json.loads(minari.load_dataset(f"test/ip/{level}-v0").storage.metadata["description"])
+                    for level in ("medium", "expert")}
+    medium_step, expert_step = (descriptions[level]["policy_step"] for level in ("medium", "expert"))
+    best = max(ret for _, ret in evals)
+    assert dict(evals)[expert_step] == best and dict(evals)[medium_step] >= best / 3
+    assert all(ret < best / 3 for step, ret in evals if step < medium_step)
     assert sum(len(e) for e in replay.episodes) == medium_step
+    levels = {level: read_dataset(f"test/ip/{level}-v0").episodes for level in ("medium", "expert", "medium-expert")}
     for level in ("medium", "expert"):
-        assert sum(len(e) for e in read_dataset(f"test/ip/{level}-v0").episodes) == 150
-    for level in ("medium", "medium-replay", "expert"):
+        assert sum(len(e) for e in levels[level]) == 150
+    both = levels["medium"] + levels["expert"]
+    assert len(levels["medium-expert"]) == len(both)
+    for mixed, alone in zip(levels["medium-expert"], both, strict=True):
+        np.testing.assert_array_equal(mixed.actions, alone.actions)
+        np.testing.assert_array_equal(mixed.observations, alone.observations)
+    for level in ("medium", "medium-replay", "expert", "medium-expert"):
         assert minari.load_dataset(f"test/ip/{level}-v0").total_steps > 0
         assert main(["data", "info", f"test/ip/{level}-v0"]) == 0
     assert read_dataset("test/ip-random-v0").episodes
     capsys.readouterr()
     assert main(["collect", "--suite", str(suite)]) == 0  # everything present: nothing is redone
     assert capsys.readouterr().out.count("already collected") == 2
+    # As if killed inside SAC's last segment before any dataset was written: the ladder continues SAC from its newest
+    # checkpoint and writes the same datasets.
+    for step in (step for step, _ in evals if step > ends[-1] - 100):
+        shutil.rmtree(sac / "checkpoints" / f"step_{step}")
+    shutil.rmtree(minari_root / "test" / "ip")
+    assert main(["collect", "--suite", str(suite)]) == 0
+    assert _evaluations(sac) == evals
+    for level in ("medium", "expert", "medium-expert"):
+        for again, before in zip(read_dataset(f"test/ip/{level}-v0").episodes, levels[level], strict=True):
+            np.testing.assert_array_equal(again.observations, before.observations)
+    assert sum(len(e) for e in read_dataset("test/ip/medium-replay-v0").episodes) == medium_step

@@ -405,7 +405,7 @@ class CollectConfig:
     """Gymnasium environment id to collect in."""
     recipe: Literal["random", "policy", "sac-ladder", "waypoint"] = "random"
     """random: uniform actions; policy: rollouts of a wsrl checkpoint (--from); sac-ladder: SAC's medium,
-    medium-replay and expert datasets; waypoint: maze planner + noisy PD controller (PointMaze)."""
+    medium-replay, expert and medium-expert datasets; waypoint: maze planner + noisy PD controller (PointMaze)."""
     steps: int = 100_000
     """Environment steps to record (sac-ladder: SAC training steps)."""
     seed: int = 0
@@ -420,13 +420,17 @@ class CollectConfig:
     """sac-ladder: 'medium' is the first snapshot whose evaluation reaches this fraction of the best one."""
     ladder_eval_every: int = 5000
     """sac-ladder: evaluate and snapshot the SAC policy every this many steps."""
+    ladder_patience: int = 0
+    """sac-ladder: stop SAC once its best evaluation is this many env steps old (0: run all --steps)."""
 
     def validate(self, from_path: str | None) -> None:
         _require_at_least(self, 1, "steps")
         if not 0.0 <= self.epsilon <= 1.0 or self.action_noise < 0:
             raise UserError("--epsilon must be in [0, 1] and --action-noise >= 0")
-        if not 0.0 < self.medium_fraction <= 1.0 or self.ladder_eval_every < 1 or self.rollout_steps < 0:
-            raise UserError("--medium-fraction must be in (0, 1], --ladder-eval-every >= 1, --rollout-steps >= 0")
+        if (not 0.0 < self.medium_fraction <= 1.0 or self.ladder_eval_every < 1 or self.rollout_steps < 0
+                or self.ladder_patience < 0):
+            raise UserError("--medium-fraction must be in (0, 1], --ladder-eval-every >= 1, --rollout-steps >= 0, "
+                            "--ladder-patience >= 0")
         if self.recipe == "policy" and from_path is None:
             raise UserError("the policy recipe needs --from RUN_OR_CHECKPOINT (a policy to roll out)")
 

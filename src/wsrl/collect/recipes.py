@@ -1,7 +1,7 @@
 """`wsrl collect`: make offline datasets in the Minari format with a recipe.
 
 random: uniform actions; policy: rollouts of a checkpoint; sac-ladder: D4RL-style medium / medium-replay /
-expert datasets from one SAC training run; waypoint: a maze planner with a noisy PD controller (PointMaze).
+expert / medium-expert datasets from one SAC training run; waypoint: a maze planner with a noisy PD controller (PointMaze).
 
 Recipes that train (sac-ladder) run the online loop, so this package sits above `train/`.
 """
@@ -26,7 +26,8 @@ from wsrl.errors import UserError
 from wsrl.evaluation import eval_action
 from wsrl.runlog import ProgressBar
 from wsrl.train import rundir
-from wsrl.train.online import run_online
+from wsrl.train.online import BUFFER_FILE, run_online
+from wsrl.train.resume import resume
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -129,71 +130,117 @@ def rollouts(env: gym.Env, policy: Policy, steps: int, seed: int, label: str) ->
     return episodes
 
 
+LADDER_LEVELS = ("medium", "medium-replay", "expert", "medium-expert")
+
+
 def ladder_ids(prefix: str) -> dict[str, str]:
-    return {level: f"{prefix}/{level}-v0" for level in ("medium", "medium-replay", "expert")}
+    return {level: f"{prefix}/{level}-v0" for level in LADDER_LEVELS}
+
+
+def _newest_step(run_dir: Path) -> int | None:
+    steps = [int(p.name.split("_")[1]) for p in checkpoint.checkpoints(run_dir)]
+    return max(steps) if steps else None
+
+
+def _evaluations(run_dir: Path) -> list[tuple[int, float]]:
+    """(env step, evaluation return) of every evaluation that has a checkpoint (a policy to roll out)."""
+    with open(run_dir / "metrics.csv") as f:
+        return [(int(r["env_step"]), float(r["eval_return"])) for r in csv.DictReader(f) if r["eval_return"]
+                and (run_dir / "checkpoints" / f"step_{r['env_step']}").is_dir()]
+
+
+def _plateaued(evals: list[tuple[int, float]], patience: int) -> bool:
+    """Whether the best evaluation is at least `patience` env steps older than the newest one (0: never)."""
+    best_step = max(evals, key=lambda e: (e[1], -e[0]))[0]
+    return patience > 0 and evals[-1][0] - best_step >= patience
+
+
+def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart: bool) -> None:
+    """SAC for the ladder: up to `config.steps` env steps, stopped early once its best evaluation is
+    `ladder_patience` steps old (SAC's return can collapse late on long runs), with a snapshot at every evaluation.
+
+    It runs in segments of `ladder_patience` steps (`wsrl resume` with a larger budget; resuming is exact, so the
+    segments equal one uninterrupted run) and checks for the plateau between them; a killed run continues from its
+    newest checkpoint."""
+    every = config.ladder_eval_every
+    segment = -(-max(config.ladder_patience, every) // every) * every if config.ladder_patience else config.steps
+    newest = None if restart else _newest_step(run_dir)
+    if newest is None:
+        sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1, entropy_backup=True,
+                        actor_lr=3e-4, temperature_lr=3e-4)  # SAC's 3e-4 throughout (Haarnoja et al. 2018, Table 1)
+        # 5000 uniform-random steps first (as RLPD), fewer for short runs.
+        online = OnlineConfig(env=config.env, steps=min(segment, config.steps), seed=config.seed,
+                              warmup_steps=min(5000, config.steps // 5), warmup_policy="random", eval_every=every,
+                              eval_episodes=5, checkpoint_every=every, keep_checkpoints=0, agent=sac)
+        run_online(online, run_dir, overwrite=True, command=command)
+    while True:
+        budget, newest = rundir.read_config(run_dir)["steps"], _newest_step(run_dir)
+        if newest is not None and newest < budget:  # stopped inside a segment
+            resume(run_dir, command=command)
+        elif budget >= config.steps or _plateaued(_evaluations(run_dir), config.ladder_patience):
+            return
+        else:
+            resume(run_dir, steps=min(budget + segment, config.steps), command=command)
 
 
 def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path]:
-    """Train SAC, then write PREFIX/medium-v0, PREFIX/medium-replay-v0 and PREFIX/expert-v0 (D4RL-style):
-    rollouts of the first snapshot reaching `medium_fraction` of the best evaluation, the replay buffer up to
-    that snapshot, and rollouts of the best snapshot.
+    """Train SAC, then write D4RL's levels as PREFIX/LEVEL-v0: `medium` (rollouts of the first snapshot whose
+    evaluation reaches `medium_fraction` of the best one), `medium-replay` (the replay buffer up to that
+    snapshot), `expert` (rollouts of the best-evaluated snapshot) and `medium-expert` (the medium and expert
+    episodes together).
 
-    Resumable by stage: a finished SAC run (kept under the Minari root's .wsrl-ladder/) and datasets that
-    already exist are reused, so re-running after an interruption continues where it stopped.
+    Resumable by stage: the SAC run (kept under the Minari root's .wsrl-ladder/) continues from its newest
+    checkpoint, and datasets that already exist are kept, so re-running after an interruption continues where it
+    stopped.
     """
-
     ids = ladder_ids(prefix)
-    existing = [i for i in ids.values() if find_minari(i) is not None]
-    if overwrite:
-        existing = []
-    elif len(existing) == len(ids):
+    existing = [] if overwrite else [i for i in ids.values() if find_minari(i) is not None]
+    if len(existing) == len(ids):
         raise UserError(f"datasets {', '.join(ids.values())} already exist; pass --overwrite to replace them")
     run_dir = minari_root() / ".wsrl-ladder" / prefix
-    if overwrite or not rundir.is_finished(run_dir):
-        sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1, entropy_backup=True)
-        # 5000 uniform-random steps first (as RLPD), fewer for short runs.
-        online = OnlineConfig(env=config.env, steps=config.steps, seed=config.seed,
-                              warmup_steps=min(5000, config.steps // 5),
-                              warmup_policy="random", eval_every=config.ladder_eval_every, eval_episodes=5,
-                              checkpoint_every=config.ladder_eval_every, keep_checkpoints=0, agent=sac)
-        run_online(online, run_dir, overwrite=True, command=f"wsrl collect --recipe sac-ladder ({prefix})",
-                   save_buffer=True)
-    with open(run_dir / "metrics.csv") as f:
-        evals = [(int(r["env_step"]), float(r["eval_return"])) for r in csv.DictReader(f) if r["eval_return"]
-                 and (run_dir / "checkpoints" / f"step_{r['env_step']}").is_dir()]
+    train_ladder_sac(config, run_dir, f"wsrl collect --recipe sac-ladder ({prefix})", restart=overwrite)
+    evals = _evaluations(run_dir)
     best = max(ret for _, ret in evals)
     medium_step = next(step for step, ret in evals if ret >= config.medium_fraction * best)
-    # The best snapshot, not the last: SAC's return can fall after its peak on short CPU budgets.
-    expert_step = max(step for step, ret in evals if ret == best)
+    # The best snapshot, not the last: SAC's return can fall after its peak.
+    expert_step = next(step for step, ret in evals if ret == best)
     env = make_env(config.env)
     rollout_steps = config.rollout_steps or config.steps
+    episodes: dict[str, list[dict[str, np.ndarray]]] = {}
+
+    def level_episodes(level: str) -> list[dict[str, np.ndarray]]:
+        if level not in episodes:
+            if level == "medium-replay":
+                with np.load(run_dir / "checkpoints" / f"step_{_newest_step(run_dir)}" / BUFFER_FILE) as stored:
+                    flat = {k: stored[k][:medium_step] for k in stored if k != "pointer"}
+                flat["terminals"] = flat.pop("masks") == 0
+                episodes[level] = [{"observations": e.observations, "actions": e.actions, "rewards": e.rewards,
+                                    "terminations": e.terminations, "truncations": e.truncations}
+                                   for e in episodes_from_flat(flat)]
+            elif level == "medium-expert":
+                episodes[level] = level_episodes("medium") + level_episodes("expert")
+            else:  # the same seed gives the same rollouts, so medium-expert holds exactly medium's and expert's
+                policy = checkpoint_policy(run_dir / "checkpoints" / f"step_{policy_steps[level]}", env,
+                                           np.random.default_rng(config.seed), stochastic=True)
+                episodes[level] = rollouts(env, policy, rollout_steps, config.seed, f"collect {level}")
+        return episodes[level]
+
+    policy_steps = {"medium": medium_step, "medium-replay": medium_step, "expert": expert_step,
+                    "medium-expert": [medium_step, expert_step]}
     written = []
     for level, dataset_id in ids.items():
         if dataset_id in existing:
             continue
-        if level == "medium-replay":
-            buffer = dict(np.load(run_dir / "replay_buffer.npz"))
-            flat = {k: v[:medium_step] for k, v in buffer.items()}
-            flat["terminals"] = flat.pop("masks") == 0
-            episodes = [{"observations": e.observations, "actions": e.actions, "rewards": e.rewards,
-                         "terminations": e.terminations, "truncations": e.truncations}
-                        for e in episodes_from_flat(flat)]
-            policy_step = medium_step
-        else:
-            policy_step = medium_step if level == "medium" else expert_step
-            rng = np.random.default_rng(config.seed)
-            policy = checkpoint_policy(run_dir / "checkpoints" / f"step_{policy_step}", env, rng, stochastic=True)
-            episodes = rollouts(env, policy, rollout_steps, config.seed, f"collect {level}")
-        description = {"recipe": "sac-ladder", "level": level, "seed": config.seed, "sac_steps": config.steps,
-                       "policy_step": policy_step, "best_eval_return": best, "medium_fraction": config.medium_fraction,
-                       "wsrl_version": __version__}
-        written.append(write_minari(dataset_id, episodes, env, config.env, description, overwrite))
+        description = {"recipe": "sac-ladder", "level": level, "seed": config.seed, "sac_steps": evals[-1][0],
+                       "policy_step": policy_steps[level], "best_eval_return": best,
+                       "medium_fraction": config.medium_fraction, "wsrl_version": __version__}
+        written.append(write_minari(dataset_id, level_episodes(level), env, config.env, description, overwrite))
     return written
 
 
 def collect(config: CollectConfig, dataset_id: str, from_path: str | None = None,
             overwrite: bool = False) -> list[Path]:
-    """Run the recipe and write the dataset(s) (sac-ladder: three, under the prefix `dataset_id`)."""
+    """Run the recipe and write the dataset(s) (sac-ladder: four, under the prefix `dataset_id`)."""
     config.validate(from_path)
     if config.recipe == "sac-ladder":
         make_env(config.env)  # an unknown env fails before training starts
