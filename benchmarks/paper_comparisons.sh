@@ -1,40 +1,76 @@
 #!/usr/bin/env bash
-# The paper's two comparisons (docs/method.md §5) at the `cpu` budget, on one PointMaze and one locomotion dataset
-# of the cpu suite, 3 seeds. Run by hand from the repository root after `bash dev.sh test` made .venv:
-#   bash benchmarks/paper_comparisons.sh [OUT_DIR]        (about 4.5 hours in all on a 2-core CPU)
-# Needs the datasets: `wsrl collect --suite cpu` (or the two collect commands below). Interrupted runs resume.
+# The paper's comparisons (docs/method.md §5) at CPU budgets, 3 seeds each. Run by hand from the repository root
+# after `bash dev.sh test` made .venv; interrupted runs resume (run the same command again):
+#   bash benchmarks/paper_comparisons.sh cpu [OUT_DIR]        docs/reproduce.md §2: the cpu suite's PointMaze
+#       UMaze and weak Hopper medium data, 6k-8k online steps (about 4.5 hours on a 2-core CPU)
+#   bash benchmarks/paper_comparisons.sh d4rl-like [OUT_DIR]  docs/reproduce.md §5: the d4rl-like suite's Hopper
+#       medium and medium-expert and PointMaze Large, 20k online steps, with the dip after the warmup
+# Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; the script
+# prints its two tables (mean ± std over seeds).
 set -euo pipefail
-out=${1:-runs/paper-comparisons}
+part=${1:?usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR]}
+out=${2:-runs/paper-comparisons/$part}
 wsrl=.venv/bin/wsrl
-no_retention=wsrl,wsrl-no-warmup,calql,cql,iql,sac-fast,jsrl
-retention=calql-retain,calql-ensemble-utd,rlpd
-$wsrl data info wsrl/pointmaze-umaze/waypoint-v0 >/dev/null 2>&1 || $wsrl collect --env PointMaze_UMaze-v3 \
-    --recipe waypoint --steps 100000 --action-noise 0.3 --out wsrl/pointmaze-umaze/waypoint-v0
-$wsrl data info wsrl/hopper/medium-v0 >/dev/null 2>&1 || $wsrl collect --env Hopper-v5 --recipe sac-ladder \
-    --steps 100000 --rollout-steps 50000 --ladder-eval-every 5000 --out wsrl/hopper
-# dataset:online steps:preset:directory (the presets' 10k online steps cut further to fit one session). PointMaze
-# runs twice: with the locomotion recipe (`cpu`) and with the paper's sparse goal-reaching recipe (`cpu-maze`).
-for run in wsrl/pointmaze-umaze/waypoint-v0:6000:cpu:pointmaze-umaze wsrl/hopper/medium-v0:8000:cpu:hopper \
-        wsrl/pointmaze-umaze/waypoint-v0:6000:cpu-maze:pointmaze-maze-recipe; do
-    IFS=: read -r dataset steps preset name <<<"$run"
-    dir=$out/$name
-    $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$no_retention,$retention" --seeds 3 \
-        --steps "$steps" --offline-steps 5000 --workers 2 --out "$dir"
-    # The two comparisons as separate figures and tables: (a) no retention, (b) WSRL against retaining methods.
-    $wsrl plot "$dir"/runs/{wsrl,wsrl-no-warmup,calql,cql,iql,sac-fast,jsrl}/ --out "$dir/no_retention.png" \
-        --title "$dataset, $preset: without offline data"
-    $wsrl plot "$dir"/runs/{wsrl,calql-retain,calql-ensemble-utd,rlpd}/ --out "$dir/retention.png" \
-        --title "$dataset, $preset: WSRL vs methods that keep the data"
-    .venv/bin/python - "$dir/results.csv" "$no_retention" "wsrl,$retention" <<'PY'
+
+tables() {  # tables DIR METHODS...: one markdown table per comma-separated method list
+    local dir=$1
+    shift
+    .venv/bin/python - "$dir/results.csv" "$@" <<'PY'
 import csv, sys
-from wsrl.compare import summary_table
+from wsrl.compare import SUMMARY_COLUMNS, summary_table
 rows = list(csv.DictReader(open(sys.argv[1])))
 for row in rows:
-    for key in ("score_start", "score_end", "auc", "regret"):
+    for key in SUMMARY_COLUMNS:
         row[key] = float(row[key]) if row[key] else ""
 for methods in sys.argv[2:]:
-    print("\n| method | seeds | score at start | score at end | area under curve | regret |\n|---|---|---|---|---|---|")
+    print("\n| method | seeds | " + " | ".join(SUMMARY_COLUMNS.values()) + " |")
+    print("|---" * (2 + len(SUMMARY_COLUMNS)) + "|")
     for cells in summary_table([r for m in methods.split(",") for r in rows if r["method"] == m]):
         print("| " + " | ".join(cells) + " |")
 PY
-done
+}
+
+compare() {  # compare DATASET ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION
+    local dataset=$1 steps=$2 preset=$3 dir=$out/$4 no_retention=$5 retention=$6
+    $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$no_retention,$retention" --seeds 3 \
+        --steps "$steps" --offline-steps 5000 --workers 2 --out "$dir"
+    # The two comparisons as separate figures: (a) no retention, (b) WSRL against the methods that keep the data.
+    local methods
+    IFS=, read -ra methods <<<"$no_retention"
+    $wsrl plot "${methods[@]/#/$dir/runs/}" --out "$dir/no_retention.png" --title "$dataset, $preset: without offline data"
+    IFS=, read -ra methods <<<"wsrl,$retention"
+    $wsrl plot "${methods[@]/#/$dir/runs/}" --out "$dir/retention.png" \
+        --title "$dataset, $preset: WSRL vs methods that keep the data"
+    tables "$dir" "$no_retention" "wsrl,$retention"
+}
+
+case $part in
+  cpu)
+    no_retention=wsrl,wsrl-no-warmup,calql,cql,iql,sac-fast,jsrl
+    retention=calql-retain,calql-ensemble-utd,rlpd
+    $wsrl data info wsrl/pointmaze-umaze/waypoint-v0 >/dev/null 2>&1 || $wsrl collect --env PointMaze_UMaze-v3 \
+        --recipe waypoint --steps 100000 --action-noise 0.3 --out wsrl/pointmaze-umaze/waypoint-v0
+    $wsrl data info wsrl/hopper/medium-v0 >/dev/null 2>&1 || $wsrl collect --env Hopper-v5 --recipe sac-ladder \
+        --steps 100000 --rollout-steps 50000 --ladder-eval-every 5000 --out wsrl/hopper
+    # The presets' 10k online steps cut further to fit one session. PointMaze runs twice: with the locomotion
+    # recipe (`cpu`) and with the paper's sparse goal-reaching recipe (`cpu-maze`).
+    compare wsrl/pointmaze-umaze/waypoint-v0 6000 cpu pointmaze-umaze $no_retention $retention
+    compare wsrl/hopper/medium-v0 8000 cpu hopper $no_retention $retention
+    compare wsrl/pointmaze-umaze/waypoint-v0 6000 cpu-maze pointmaze-maze-recipe $no_retention $retention
+    ;;
+  d4rl-like)
+    # Issue 14's methods: WSRL and its two warmup ablations, the offline learners continued without their data,
+    # SAC from scratch; and the methods that keep the data.
+    no_retention=wsrl,wsrl-no-warmup,wsrl-random-warmup,calql,cql,iql,sac-fast
+    retention=calql-retain,rlpd
+    $wsrl collect --suite d4rl-like   # skips the datasets already collected (about 3 hours on a 2-core CPU)
+    # 20k online steps: the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
+    compare wsrl/pointmaze-large/waypoint-v0 20000 cpu-maze pointmaze-large $no_retention $retention
+    compare wsrl/hopper-d4rl/medium-v0 20000 cpu hopper-medium $no_retention $retention
+    compare wsrl/hopper-d4rl/medium-expert-v0 20000 cpu hopper-medium-expert $no_retention $retention
+    ;;
+  *)
+    echo "usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR]" >&2
+    exit 2
+    ;;
+esac

@@ -176,3 +176,27 @@ def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
     (run / "summary.json").write_text("{}")  # finished: not run again
     compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)))
     assert len(started) == 1
+
+
+def test_result_row_dip_is_the_lowest_evaluation_within_10k_steps_after_the_warmup(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {"warmup_steps": 5000}}))
+    (run / "summary.json").write_text("{}")
+    # (env step, normalised score): the warmup's evaluations (steps <= 5000) and the one after the window (25000)
+    # are lower than the dip but outside its window.
+    evals = [(0, 50.0), (5000, 1.0), (10000, 30.0), (15000, 20.0), (15000 + 1, 25.0), (25000, 0.0), (30000, 90.0)]
+    with open(run / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["env_step", "phase", "eval_return", "eval_normalized_score"])
+        writer.writeheader()
+        for step, score in evals:
+            writer.writerow({"env_step": step, "phase": "online", "eval_return": 10 * score,
+                             "eval_normalized_score": score})
+    from wsrl.compare import result_row, summary_table
+
+    row = result_row("wsrl", 0, run)
+    assert (row["score_start"], row["score_dip"], row["score_end"]) == (50.0, 20.0, 90.0)
+    (run / "config.json").write_text(json.dumps({"config": {"warmup_steps": 0}}))  # no warmup: from step 0 on
+    assert result_row("calql", 0, run)["score_dip"] == 1.0
+    [cells] = summary_table([row, {**row, "score_dip": 30.0}])
+    assert cells[:4] == ("wsrl", "2", "50.00 ± 0.00", "25.00 ± 5.00")

@@ -337,7 +337,7 @@ def _compare(args: Sequence[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from wsrl.compare import Comparison, run_comparison, summary_table
+    from wsrl.compare import SUMMARY_COLUMNS, Comparison, run_comparison, summary_table
 
     comparison = Comparison(parsed.dataset, tuple(m for m in parsed.methods.split(",") if m), parsed.seeds,
                             parsed.steps, parsed.offline_steps, Path(parsed.out), parsed.preset, parsed.env,
@@ -345,7 +345,7 @@ def _compare(args: Sequence[str]) -> int:
                             parsed.backend, parsed.address, parsed.cpus_per_run, parsed.gpus_per_run)
     results = run_comparison(comparison)
     table = Table(title=f"wsrl compare: {parsed.dataset}")
-    for column in ("method", "seeds", "score at start", "score at end", "area under curve", "regret"):
+    for column in ("method", "seeds", *SUMMARY_COLUMNS.values()):
         table.add_column(column, no_wrap=True)
     for row in summary_table(results):
         table.add_row(*row)

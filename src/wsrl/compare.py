@@ -29,7 +29,8 @@ from wsrl.presets.methods import METHODS
 from wsrl.train import rundir
 from wsrl.train.resume import resumable
 
-RESULT_COLUMNS = ("method", "seed", "score_start", "score_end", "auc", "regret", "run_dir")
+RESULT_COLUMNS = ("method", "seed", "score_start", "score_dip", "score_end", "auc", "regret", "run_dir")
+DIP_WINDOW = 10_000  # the dip: the lowest evaluation in this many online steps after the warmup
 
 
 @dataclass(frozen=True)
@@ -249,17 +250,24 @@ def run_comparison(c: Comparison) -> list[dict]:
 
 
 def result_row(method: str, seed: int, run_dir: Path) -> dict:
-    """Score at the start and end of fine-tuning, its area under the curve, and the regret on goal tasks."""
+    """Score at the start and end of fine-tuning, the dip (the lowest evaluation in the first `DIP_WINDOW` online
+    steps after the warmup: K < step <= K + DIP_WINDOW), the area under the curve, and the regret on goal tasks."""
     run = read_run(run_dir)
     key = "eval_normalized_score" if len(run["eval_normalized_score"][0]) else "eval_return"
     x, y = run[key]
     auc = mean_over_steps(x, y)
+    after_warmup = (x > run["warmup"]) & (x <= run["warmup"] + DIP_WINDOW)
+    dip = float(y[after_warmup].min()) if after_warmup.any() else ""
     summary = json.loads((run_dir / "summary.json").read_text())
     regret = ""
     if len(run["eval_success"][0]) and summary.get("train_episodes"):
         regret = 1.0 - summary["train_successes"] / summary["train_episodes"]
-    return {"method": method, "seed": seed, "score_start": float(y[0]), "score_end": float(y[-1]), "auc": auc,
-            "regret": regret, "run_dir": str(run_dir)}
+    return {"method": method, "seed": seed, "score_start": float(y[0]), "score_dip": dip, "score_end": float(y[-1]),
+            "auc": auc, "regret": regret, "run_dir": str(run_dir)}
+
+
+SUMMARY_COLUMNS = {"score_start": "score at start", "score_dip": "dip (lowest in 10k after warmup)",
+                   "score_end": "score at end", "auc": "area under curve", "regret": "regret"}
 
 
 def summary_table(results: list[dict]) -> list[tuple[str, ...]]:
@@ -268,7 +276,7 @@ def summary_table(results: list[dict]) -> list[tuple[str, ...]]:
     for method in dict.fromkeys(r["method"] for r in results):
         mine = [r for r in results if r["method"] == method]
         cells = [method, str(len(mine))]
-        for key in ("score_start", "score_end", "auc", "regret"):
+        for key in SUMMARY_COLUMNS:
             values = [r[key] for r in mine if r[key] != ""]
             cells.append(f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else "-")
         rows.append(tuple(cells))
