@@ -108,6 +108,12 @@ def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys, optimised_xla
     assert summary["finetuned_best"] >= summary["finetuned_return"]
 
 
+def test_ladder_stops_sac_once_its_best_evaluation_is_patience_steps_old():
+    evals = [(100, 1.0), (200, 5.0), (300, 4.0), (400, 5.0)]  # ties: the first best counts
+    assert not _plateaued(evals[:3], 200) and _plateaued(evals, 200) and not _plateaued(evals, 0)
+    assert not _plateaued([*evals, (500, 6.0)], 200)
+
+
 def test_waypoint_recipe_reaches_goals_in_pointmaze(minari_root, capsys):
     assert main(["collect", "--env", "PointMaze_UMaze-v3", "--recipe", "waypoint", "--action-noise", "0.3",
                  "--steps", "1200", "--out", "test/pm-waypoint-v0"]) == 0
@@ -121,21 +127,22 @@ def test_waypoint_recipe_reaches_goals_in_pointmaze(minari_root, capsys):
     assert "PointMaze envs only" in capsys.readouterr().err
 
 
-def test_sac_ladder_writes_four_levels_stops_early_and_a_suite_resumes(tmp_path, minari_root, capsys):
+def test_sac_ladder_stops_early_writes_four_levels_continues_sac_and_a_suite_resumes(tmp_path, minari_root,
+                                                                                     capsys):
     suite = tmp_path / "tiny.toml"
     suite.write_text('[[dataset]]\nid = "test/ip"\nenv = "InvertedPendulum-v5"\nrecipe = "sac-ladder"\n'
-                     'steps = 600\nrollout_steps = 150\nladder_eval_every = 100\nladder_patience = 200\n\n'
+                     'steps = 400\nrollout_steps = 100\nladder_eval_every = 50\nladder_patience = 100\n\n'
                      '[[dataset]]\nid = "test/ip-random-v0"\nenv = "InvertedPendulum-v5"\nsteps = 100\n')
     assert main(["collect", "--suite", str(suite)]) == 0
-    # SAC ran in segments of 200 steps (each a `wsrl resume` with a larger budget) up to the budget or the first
-    # segment end at which its best evaluation was 200 steps old, with a snapshot at every evaluation.
+    # SAC runs in segments of 100 steps (each after the first a `wsrl resume` with a larger budget), a snapshot at
+    # every evaluation. Its first update would come at step 257 (UTD x batch = 256), so every evaluation before
+    # scores the same policy the same: the best is the first one (step 50), and at the end of the second segment
+    # it is 150 steps old, more than the patience: SAC stops there, at half its budget.
     sac = minari_root / ".wsrl-ladder" / "test" / "ip"
     evals = _evaluations(sac)
-    assert [step for step, _ in evals] == list(range(100, evals[-1][0] + 1, 100))
-    ends = [step for step in (200, 400, 600) if step <= evals[-1][0]]
-    assert [_plateaued([e for e in evals if e[0] <= end], 200) for end in ends[:-1]] == [False] * (len(ends) - 1)
-    assert evals[-1][0] == 600 or _plateaued(evals, 200)
-    assert len(json.loads((sac / "config.json").read_text())["resumed"]) == len(ends) - 1
+    assert [step for step, _ in evals] == [50, 100, 150, 200] and len({ret for _, ret in evals}) == 1
+    assert not _plateaued(evals[:2], 100) and _plateaued(evals, 100)
+    assert len(json.loads((sac / "config.json").read_text())["resumed"]) == 1
     replay = read_dataset("test/ip/medium-replay-v0")
     descriptions = {level: json.loads(minari.load_dataset(f"test/ip/{level}-v0").storage.metadata["description"])
                     for level in ("medium", "expert")}
@@ -146,7 +153,7 @@ def test_sac_ladder_writes_four_levels_stops_early_and_a_suite_resumes(tmp_path,
     assert sum(len(e) for e in replay.episodes) == medium_step
     levels = {level: read_dataset(f"test/ip/{level}-v0").episodes for level in ("medium", "expert", "medium-expert")}
     for level in ("medium", "expert"):
-        assert sum(len(e) for e in levels[level]) == 150
+        assert sum(len(e) for e in levels[level]) == 100
     both = levels["medium"] + levels["expert"]
     assert len(levels["medium-expert"]) == len(both)
     for mixed, alone in zip(levels["medium-expert"], both, strict=True):
@@ -161,8 +168,7 @@ def test_sac_ladder_writes_four_levels_stops_early_and_a_suite_resumes(tmp_path,
     assert capsys.readouterr().out.count("already collected") == 2
     # As if killed inside SAC's last segment before any dataset was written: the ladder continues SAC from its newest
     # checkpoint and writes the same datasets.
-    for step in (step for step, _ in evals if step > ends[-1] - 100):
-        shutil.rmtree(sac / "checkpoints" / f"step_{step}")
+    shutil.rmtree(sac / "checkpoints" / "step_200")
     shutil.rmtree(minari_root / "test" / "ip")
     assert main(["collect", "--suite", str(suite)]) == 0
     assert _evaluations(sac) == evals
