@@ -1,7 +1,8 @@
 """`wsrl collect`: make offline datasets in the Minari format with a recipe.
 
 random: uniform actions; policy: rollouts of a checkpoint; sac-ladder: D4RL-style medium / medium-replay /
-expert / medium-expert datasets from one SAC training run; waypoint: a maze planner with a noisy PD controller (PointMaze).
+expert / medium-expert datasets from one SAC training run; waypoint: a maze planner with a noisy PD controller
+(PointMaze).
 
 Recipes that train (sac-ladder) run the online loop, so this package sits above `train/`.
 """
@@ -183,11 +184,49 @@ def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart
             resume(run_dir, steps=min(budget + segment, config.steps), command=command)
 
 
+LADDER_CANDIDATES, SCORE_EPISODES = 5, 10
+
+
+def _policy_return(run_dir: Path, step: int, env: gym.Env, seed: int) -> float:
+    """Mean return of SCORE_EPISODES episodes of snapshot `step` acting as the datasets' rollouts do (sampled
+    actions), on episodes of another seed than theirs."""
+    policy = checkpoint_policy(run_dir / "checkpoints" / f"step_{step}", env, np.random.default_rng(seed),
+                               stochastic=True)
+    returns = []
+    obs, _ = env.reset(seed=seed)
+    for _ in range(SCORE_EPISODES):
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+        obs, _ = env.reset()
+    return float(np.mean(returns))
+
+
+def _pick_levels(config: CollectConfig, run_dir: Path, evals: list[tuple[int, float]],
+                 env: gym.Env) -> tuple[int, int, dict[str, float]]:
+    """The expert and medium snapshots, judged as the datasets will act (sampled actions, SCORE_EPISODES episodes):
+    SAC's evaluations (5 deterministic episodes) are too noisy to pick by alone (measured: Walker2d's best-evaluated
+    snapshot rolled out worse than its medium one). Expert: the best of the LADDER_CANDIDATES best-evaluated
+    snapshots; medium: the first snapshot, in training order, whose return reaches `medium_fraction` of the
+    expert's (only snapshots whose evaluation reaches it are scored)."""
+    score = lambda step: _policy_return(run_dir, step, env, config.seed + 1)  # noqa: E731
+    candidates = sorted(evals, key=lambda e: (-e[1], e[0]))[:LADDER_CANDIDATES]
+    expert_step, expert = max(((step, score(step)) for step, _ in candidates), key=lambda c: (c[1], -c[0]))
+    target = config.medium_fraction * expert
+    medium_step, medium = expert_step, expert
+    for step, evaluation in evals:
+        if step < expert_step and evaluation >= target and (scored := score(step)) >= target:
+            medium_step, medium = step, scored
+            break
+    return medium_step, expert_step, {"medium": medium, "expert": expert}
+
+
 def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path]:
-    """Train SAC, then write D4RL's levels as PREFIX/LEVEL-v0: `medium` (rollouts of the first snapshot whose
-    evaluation reaches `medium_fraction` of the best one), `medium-replay` (the replay buffer up to that
-    snapshot), `expert` (rollouts of the best-evaluated snapshot) and `medium-expert` (the medium and expert
-    episodes together).
+    """Train SAC, then write D4RL's levels as PREFIX/LEVEL-v0: `expert` (rollouts of the best snapshot), `medium`
+    (of the first snapshot reaching `medium_fraction` of the expert's return; see `_pick_levels`), `medium-replay`
+    (the replay buffer up to that snapshot) and `medium-expert` (the medium and expert episodes together).
 
     Resumable by stage: the SAC run (kept under the Minari root's .wsrl-ladder/) continues from its newest
     checkpoint, and datasets that already exist are kept, so re-running after an interruption continues where it
@@ -200,11 +239,8 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
     run_dir = minari_root() / ".wsrl-ladder" / prefix
     train_ladder_sac(config, run_dir, f"wsrl collect --recipe sac-ladder ({prefix})", restart=overwrite)
     evals = _evaluations(run_dir)
-    best = max(ret for _, ret in evals)
-    medium_step = next(step for step, ret in evals if ret >= config.medium_fraction * best)
-    # The best snapshot, not the last: SAC's return can fall after its peak.
-    expert_step = next(step for step, ret in evals if ret == best)
     env = make_env(config.env)
+    medium_step, expert_step, scores = _pick_levels(config, run_dir, evals, env)
     rollout_steps = config.rollout_steps or config.steps
     episodes: dict[str, list[dict[str, np.ndarray]]] = {}
 
@@ -232,7 +268,7 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
         if dataset_id in existing:
             continue
         description = {"recipe": "sac-ladder", "level": level, "seed": config.seed, "sac_steps": evals[-1][0],
-                       "policy_step": policy_steps[level], "best_eval_return": best,
+                       "policy_step": policy_steps[level], "policy_return": scores,
                        "medium_fraction": config.medium_fraction, "wsrl_version": __version__}
         written.append(write_minari(dataset_id, level_episodes(level), env, config.env, description, overwrite))
     return written
