@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from wsrl.cli import main
-from wsrl.config import CollectConfig
 from wsrl.collect.recipes import _evaluations, _plateaued
+from wsrl.config import CollectConfig
 from wsrl.data.loaders import read_dataset
 
 TINY = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8",
