@@ -417,7 +417,7 @@ class CollectConfig:
     rollout_steps: int = 0
     """sac-ladder: env steps of the medium and expert rollouts (0: as many as --steps)."""
     medium_fraction: float = 1 / 3
-    """sac-ladder: 'medium' is the first snapshot whose evaluation reaches this fraction of the best one."""
+    """sac-ladder: 'medium' is the first snapshot whose return reaches this fraction of the expert's."""
     ladder_eval_every: int = 5000
     """sac-ladder: evaluate and snapshot the SAC policy every this many steps."""
     ladder_patience: int = 0

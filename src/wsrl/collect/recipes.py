@@ -152,8 +152,10 @@ def _evaluations(run_dir: Path) -> list[tuple[int, float]]:
 
 def _plateaued(evals: list[tuple[int, float]], patience: int) -> bool:
     """Whether the best evaluation is at least `patience` env steps older than the newest one (0: never)."""
+    if patience <= 0:
+        return False
     best_step = max(evals, key=lambda e: (e[1], -e[0]))[0]
-    return patience > 0 and evals[-1][0] - best_step >= patience
+    return evals[-1][0] - best_step >= patience
 
 
 def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart: bool) -> None:
@@ -255,7 +257,7 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
                                    for e in episodes_from_flat(flat)]
             elif level == "medium-expert":
                 episodes[level] = level_episodes("medium") + level_episodes("expert")
-            else:  # the same seed gives the same rollouts, so medium-expert holds exactly medium's and expert's
+            else:  # made once: medium-expert holds exactly these episodes
                 policy = checkpoint_policy(run_dir / "checkpoints" / f"step_{policy_steps[level]}", env,
                                            np.random.default_rng(config.seed), stochastic=True)
                 episodes[level] = rollouts(env, policy, rollout_steps, config.seed, f"collect {level}")
