@@ -183,9 +183,11 @@ def test_sac_ladder_stops_early_writes_four_levels_continues_sac_and_a_suite_res
     capsys.readouterr()
     assert main(["collect", "--suite", str(suite)]) == 0  # everything present: nothing is redone
     assert capsys.readouterr().out.count("already collected") == 2
-    # As if killed inside SAC's last segment before any dataset was written: the ladder continues SAC from its newest
+    # As if killed inside SAC's last segment before any dataset was written (its final checkpoint not written, and
+    # no summary: `wsrl resume` removes the one of the previous budget): the ladder continues SAC from its newest
     # checkpoint and writes the same datasets.
     shutil.rmtree(sac / "checkpoints" / "step_200")
+    (sac / "summary.json").unlink()
     shutil.rmtree(minari_root / "test" / "ip")
     assert main(["collect", "--suite", str(suite)]) == 0
     assert _evaluations(sac) == evals

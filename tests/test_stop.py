@@ -63,3 +63,22 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_p
     import jax
 
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(agent.critic.params))
+
+
+def test_a_finished_run_resumed_past_its_budget_is_not_finished_until_it_ends(tmp_path, monkeypatch):
+    """A run extended by `wsrl resume --steps` and stopped before its new end must not look finished (compare and the
+    sac-ladder skip finished runs): resuming removes the summary of the old budget."""
+    out = tmp_path / "run"
+    assert main(["train", "--env", "Hopper-v5", "--steps", "40", "--warmup-steps", "40", *NETS, "--eval-episodes",
+                 "1", "--checkpoint-every", "20", "--out", str(out)]) == 0
+    assert (out / "summary.json").is_file()
+    from wsrl.train import online
+
+    def stopped(out, config, directories, on_start):  # killed right after it started
+        on_start()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(online, "resume_online", stopped)
+    assert main(["resume", str(out), "--steps", "80"]) == 130
+    assert not (out / "summary.json").exists()
+    assert json.loads((out / "config.json").read_text())["config"]["steps"] == 80

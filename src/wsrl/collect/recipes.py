@@ -10,6 +10,7 @@ Recipes that train (sac-ladder) run the online loop, so this package sits above 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from wsrl.evaluation import eval_action
 from wsrl.runlog import ProgressBar
 from wsrl.train import rundir
 from wsrl.train.online import BUFFER_FILE, run_online
-from wsrl.train.resume import resume
+from wsrl.train.resume import resumable, resume
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -138,11 +139,6 @@ def ladder_ids(prefix: str) -> dict[str, str]:
     return {level: f"{prefix}/{level}-v0" for level in LADDER_LEVELS}
 
 
-def _newest_step(run_dir: Path) -> int | None:
-    steps = [int(p.name.split("_")[1]) for p in checkpoint.checkpoints(run_dir)]
-    return max(steps) if steps else None
-
-
 def _evaluations(run_dir: Path) -> list[tuple[int, float]]:
     """(env step, evaluation return) of every evaluation that has a checkpoint (a policy to roll out)."""
     with open(run_dir / "metrics.csv") as f:
@@ -166,9 +162,8 @@ def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart
     segments equal one uninterrupted run) and checks for the plateau between them; a killed run continues from its
     newest checkpoint."""
     every = config.ladder_eval_every
-    segment = -(-max(config.ladder_patience, every) // every) * every if config.ladder_patience else config.steps
-    newest = None if restart else _newest_step(run_dir)
-    if newest is None:
+    segment = math.ceil(config.ladder_patience / every) * every if config.ladder_patience else config.steps
+    if restart or not resumable(run_dir):
         sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1, entropy_backup=True,
                         actor_lr=3e-4, temperature_lr=3e-4)  # SAC's 3e-4 throughout (Haarnoja et al. 2018, Table 1)
         # 5000 uniform-random steps first (as RLPD), fewer for short runs.
@@ -177,8 +172,8 @@ def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart
                               eval_episodes=5, checkpoint_every=every, keep_checkpoints=0, agent=sac)
         run_online(online, run_dir, overwrite=True, command=command)
     while True:
-        budget, newest = rundir.read_config(run_dir)["steps"], _newest_step(run_dir)
-        if newest is not None and newest < budget:  # stopped inside a segment
+        budget = rundir.read_config(run_dir)["steps"]
+        if not rundir.is_finished(run_dir):  # stopped inside a segment
             resume(run_dir, command=command)
         elif budget >= config.steps or _plateaued(_evaluations(run_dir), config.ladder_patience):
             return
@@ -249,7 +244,7 @@ def sac_ladder(config: CollectConfig, prefix: str, overwrite: bool) -> list[Path
     def level_episodes(level: str) -> list[dict[str, np.ndarray]]:
         if level not in episodes:
             if level == "medium-replay":
-                with np.load(run_dir / "checkpoints" / f"step_{_newest_step(run_dir)}" / BUFFER_FILE) as stored:
+                with np.load(checkpoint.resolve(run_dir) / BUFFER_FILE) as stored:
                     flat = {k: stored[k][:medium_step] for k in stored if k != "pointer"}
                 flat["terminals"] = flat.pop("masks") == 0
                 episodes[level] = [{"observations": e.observations, "actions": e.actions, "rewards": e.rewards,

@@ -72,6 +72,8 @@ def resume(run_dir: str | Path, steps: int | None = None, command: str = "") -> 
     def record_resumption() -> None:  # once the checkpoints were read and the input checked
         for directory, each in records.items():
             (directory / rundir.CONFIG_FILE).write_text(json.dumps(each, indent=2))
+            # Running again: a finished run's summary (of its old budget) no longer says it is finished.
+            (directory / rundir.SUMMARY_FILE).unlink(missing_ok=True)
 
     directories = [member / "checkpoints" / f"step_{found[-1]}" for member in members]
     if kind == "online":
