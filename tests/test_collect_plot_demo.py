@@ -144,6 +144,18 @@ def test_waypoint_recipe_reaches_goals_in_pointmaze(minari_root, capsys):
     assert "PointMaze envs only" in capsys.readouterr().err
 
 
+def test_suite_with_out_collects_only_that_dataset(tmp_path, minari_root, capsys):
+    suite = tmp_path / "two.toml"
+    suite.write_text('[[dataset]]\nid = "test/a-v0"\nenv = "InvertedPendulum-v5"\nsteps = 50\n\n'
+                     '[[dataset]]\nid = "test/b-v0"\nenv = "InvertedPendulum-v5"\nsteps = 60\n')
+    assert main(["collect", "--suite", str(suite), "--out", "test/b-v0"]) == 0
+    assert minari.load_dataset("test/b-v0").total_steps == 60
+    assert not (minari_root / "test" / "a-v0").exists()
+    capsys.readouterr()
+    assert main(["collect", "--suite", str(suite), "--out", "test/c-v0"]) == 2
+    assert "has no dataset 'test/c-v0'; its ids: test/a-v0, test/b-v0" in capsys.readouterr().err
+
+
 def test_sac_ladder_stops_early_writes_four_levels_continues_sac_and_a_suite_resumes(tmp_path, minari_root,
                                                                                      capsys):
     suite = tmp_path / "tiny.toml"

@@ -252,7 +252,7 @@ def _report(summary: dict[str, Any], out: str) -> None:
 class CollectCommand:
     out: str | None = None
     """Minari dataset id to write, e.g. wsrl/hopper-random-v0 (sac-ladder: a prefix, e.g. wsrl/hopper, for
-    PREFIX/{medium,medium-replay,expert,medium-expert}-v0)."""
+    PREFIX/{medium,medium-replay,expert,medium-expert}-v0). With --suite: collect only the suite's dataset of this id."""
     suite: str | None = None
     """Collect every dataset of a suite: a TOML file, or the name of one shipped with wsrl (e.g. cpu)."""
     from_path: Annotated[str | None, _arg("policy recipe: run or checkpoint directory", name="from")] = None
@@ -266,7 +266,7 @@ def _collect(args: Sequence[str]) -> int:
     from wsrl.collect import collect, collect_suite
 
     if parsed.suite is not None:
-        paths = collect_suite(parsed.suite, parsed.overwrite)
+        paths = collect_suite(parsed.suite, parsed.overwrite, only=parsed.out)
     elif parsed.out is None:
         raise UserError("--out DATASET_ID is required (or --suite NAME)")
     else:

@@ -29,9 +29,15 @@ def suite_text(name: str) -> str:
                     f"({', '.join(shipped_suites())})")
 
 
-def collect_suite(name: str, overwrite: bool = False) -> list[Path]:
-    """Collect every dataset a suite lists, skipping those already present (so an interrupted suite resumes)."""
+def collect_suite(name: str, overwrite: bool = False, only: str | None = None) -> list[Path]:
+    """Collect every dataset a suite lists (or only the one of id `only`), skipping those already present (so an
+    interrupted suite resumes)."""
     entries = tomllib.loads(suite_text(name)).get("dataset", [])
+    if only is not None:
+        ids = [entry.get("id") for entry in entries]
+        if only not in ids:
+            raise UserError(f"suite {name} has no dataset {only!r}; its ids: {', '.join(map(str, ids))}")
+        entries = [entry for entry in entries if entry.get("id") == only]
     known = {f.name for f in fields(CollectConfig)}
     written = []
     for entry in entries:
