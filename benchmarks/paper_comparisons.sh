@@ -63,7 +63,7 @@ case $part in
     # SAC from scratch; and the methods that keep the data.
     no_retention=wsrl,wsrl-no-warmup,wsrl-random-warmup,calql,cql,iql,sac-fast
     retention=calql-retain,rlpd
-    # The two datasets they need, from the d4rl-like suite (skipped once collected; Hopper's ladder: about 1.5 hours
+    # The two datasets they need, from the d4rl-like suite (skipped once collected; Hopper's ladder: about 50 minutes
     # of a 2-core CPU). `wsrl collect --suite d4rl-like` makes the whole suite.
     $wsrl collect --suite d4rl-like --out wsrl/pointmaze-large/waypoint-v0
     $wsrl collect --suite d4rl-like --out wsrl/hopper-d4rl
