@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -169,13 +170,44 @@ def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
                  "1"]) == 0
     (run / "summary.json").unlink()  # as if killed after its last checkpoint
     started = []
-    monkeypatch.setattr(compare.subprocess, "run", lambda command, **kw: started.append(command) or
-                        subprocess.CompletedProcess(command, 0))
-    compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)))
+    processes = compare.Processes()
+    monkeypatch.setattr(processes, "run", lambda command, log: started.append(command) or 0)
+    compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)), processes)
     assert started == [compare._wsrl("resume", str(run))]
     (run / "summary.json").write_text("{}")  # finished: not run again
-    compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)))
+    compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)), processes)
     assert len(started) == 1
+
+
+def test_sigterm_stops_a_comparison_and_its_running_processes_after_their_checkpoints(tmp_path, dataset):
+    out = tmp_path / "cmp"
+    proc = subprocess.Popen([sys.executable, "-m", "wsrl", *compare_args(out, "cql", "--seeds", "1",
+                                                                          "--offline-steps", "100000")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoints = out / "pretrain" / "cql" / "checkpoints"  # one seed: the run directory is the process's own
+    deadline = time.time() + 120
+    while not (checkpoints.is_dir() and any(checkpoints.glob("step_*"))) and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)  # to the comparison only, not to its process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1] == ("wsrl: comparison stopped; its running runs wrote checkpoints: run the "
+                                            "same command again to resume it")
+    # The pre-training process got the signal too: it wrote a checkpoint of the step it stopped at and ended.
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(out).encode() in _read(p)]
+    stopped_at = re.search(r"stopped at \w+ step (\d+) after writing a checkpoint",
+                           (out / "pretrain" / "cql.log").read_text())
+    assert stopped_at and (checkpoints / f"step_{stopped_at[1]}").is_dir()
+    assert not (checkpoints.parent / "summary.json").exists()
+    assert not (out / "runs").exists()  # no method started
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""
 
 
 def test_result_row_dip_is_the_lowest_evaluation_within_10k_steps_after_the_warmup(tmp_path):

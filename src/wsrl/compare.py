@@ -13,20 +13,23 @@ import csv
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from wsrl.config import flag_values
 from wsrl.data.loaders import download, read_dataset
-from wsrl.errors import UserError
+from wsrl.errors import Stopped, UserError
 from wsrl.plots import mean_over_steps, plot_runs, read_run
 from wsrl.presets import PRESETS, offline_preset, online_preset
 from wsrl.presets.methods import METHODS
 from wsrl.train import rundir
+from wsrl.train.lifecycle import stop_signals
 from wsrl.train.resume import resumable
 
 RESULT_COLUMNS = ("method", "seed", "score_start", "score_dip", "score_end", "auc", "regret", "run_dir")
@@ -127,15 +130,41 @@ def failure(args: tuple[str, ...], log: Path) -> UserError:
     return UserError(f"`wsrl {' '.join(args)}` failed: {last[0]} (log: {log})")
 
 
-def _execute(job: Job) -> None:
+class Processes:
+    """The local processes of a comparison's jobs. Once stopped, each running one is sent SIGTERM (it checkpoints
+    and exits) and no new one starts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: list[subprocess.Popen] = []
+        self._stopped = False
+
+    def run(self, command: list[str], log: IO) -> int | None:
+        """`command`'s exit status, its output into `log`; None if the comparison was stopped before it started."""
+        with self._lock:
+            if self._stopped:
+                return None
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self._started.append(process)
+        return process.wait()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for process in self._started:
+                if process.poll() is None:
+                    process.terminate()
+
+
+def _execute(job: Job, processes: Processes) -> None:
     """Run one job in a local process; a failure stops the comparison with its reason."""
     args = job_args(job)
     if args is None:
         return
     log = job_log(job)
     with open(log, "w") as f:
-        result = subprocess.run(_wsrl(*args), stdout=f, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
+        returncode = processes.run(_wsrl(*args), f)
+    if returncode not in (0, None):
         raise failure(args, log)
 
 
@@ -201,13 +230,22 @@ def method_jobs(c: Comparison, pretrained: dict[str, list[Job]]) -> dict[str, li
 
 def _local(jobs: list[Job], workers: int) -> Iterator[Job]:
     """Run the jobs in local processes, `workers` at a time; yields each as it ends. A failure cancels the jobs
-    not started yet (those running end first)."""
-    with ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(_execute, job): job for job in jobs}
+    not started yet (those running end first). SIGINT or SIGTERM stops the comparison: the running processes
+    checkpoint and end, then `Stopped` is raised; the same command run again resumes."""
+    processes = Processes()
+    with stop_signals() as request, ThreadPoolExecutor(workers) as pool:
+        pending = {pool.submit(_execute, job, processes): job for job in jobs}
         try:
-            for future in as_completed(futures):
-                future.result()
-                yield futures[future]
+            while pending:
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                if request.signal is not None:
+                    processes.stop()
+                    pool.shutdown(cancel_futures=True)  # waits for the running processes to end
+                    raise Stopped(request.exit_code, "comparison stopped; its running runs wrote checkpoints: "
+                                  "run the same command again to resume it")
+                for future in done:
+                    future.result()
+                    yield pending.pop(future)
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
