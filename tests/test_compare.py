@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from wsrl.cli import main
+from wsrl.errors import UserError
 
 NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8",
         "--eval-episodes", "1", "--eval-every", "10", "--log-every", "10"]
@@ -175,7 +176,11 @@ def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
     compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)), processes)
     assert started == [compare._wsrl("resume", str(run))]
     (run / "summary.json").write_text("{}")  # finished: not run again
-    compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)), processes)
+    compare._execute(compare.Job(("train", "--steps", "20", "--out", str(run), "--overwrite"), run, (0,)), processes)
+    assert len(started) == 1
+    # A comparison of another budget on the same directory: refused, not mixed in.
+    with pytest.raises(UserError, match=f"{run} holds a run of 20 steps, not 30: give another --out"):
+        compare._execute(compare.Job(("train", "--steps", "30", "--out", str(run)), run, (0,)), processes)
     assert len(started) == 1
 
 

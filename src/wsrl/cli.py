@@ -252,7 +252,8 @@ def _report(summary: dict[str, Any], out: str) -> None:
 class CollectCommand:
     out: str | None = None
     """Minari dataset id to write, e.g. wsrl/hopper-random-v0 (sac-ladder: a prefix, e.g. wsrl/hopper, for
-    PREFIX/{medium,medium-replay,expert,medium-expert}-v0). With --suite: collect only the suite's dataset of this id."""
+    PREFIX/{medium,medium-replay,expert,medium-expert}-v0). With --suite: collect only the suite's dataset of this
+    id."""
     suite: str | None = None
     """Collect every dataset of a suite: a TOML file, or the name of one shipped with wsrl (e.g. cpu)."""
     from_path: Annotated[str | None, _arg("policy recipe: run or checkpoint directory", name="from")] = None

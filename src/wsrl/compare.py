@@ -113,7 +113,13 @@ def _wsrl(*args: str) -> list[str]:
 
 def job_args(job: Job) -> tuple[str, ...] | None:
     """The wsrl arguments that bring `job` to its end: none for a finished run (e.g. by another `compare` on the
-    same directory), `resume` for one interrupted after a checkpoint, else its own."""
+    same directory), `resume` for one interrupted after a checkpoint, else its own. A run of another budget than
+    `job` asks is refused, not mixed in."""
+    asked = int(job.args[job.args.index("--steps") + 1]) if "--steps" in job.args else None
+    recorded = rundir.read_config(job.out).get("steps")
+    if None not in (asked, recorded) and asked != recorded:
+        raise UserError(f"{job.out} holds a run of {recorded} steps, not {asked}: give another --out (or extend "
+                        f"it first with `wsrl resume {job.out} --steps {asked}`)")
     if rundir.is_finished(job.out):
         return None
     return ("resume", str(job.out)) if resumable(job.out) else job.args
