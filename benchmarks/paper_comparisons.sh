@@ -30,10 +30,10 @@ for methods in sys.argv[2:]:
 PY
 }
 
-compare() {  # compare DATASET ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION
-    local dataset=$1 steps=$2 preset=$3 dir=$out/$4 no_retention=$5 retention=$6
+compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION
+    local dataset=$1 offline_steps=$2 steps=$3 preset=$4 dir=$out/$5 no_retention=$6 retention=$7
     $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$no_retention,$retention" --seeds 3 \
-        --steps "$steps" --offline-steps 5000 --workers 2 --out "$dir"
+        --steps "$steps" --offline-steps "$offline_steps" --workers 2 --out "$dir"
     # The two comparisons as separate figures: (a) no retention, (b) WSRL against the methods that keep the data.
     local methods
     IFS=, read -ra methods <<<"$no_retention"
@@ -54,9 +54,9 @@ case $part in
         --steps 100000 --rollout-steps 50000 --ladder-eval-every 5000 --out wsrl/hopper
     # The presets' 10k online steps cut further to fit one session. PointMaze runs twice: with the locomotion
     # recipe (`cpu`) and with the paper's sparse goal-reaching recipe (`cpu-maze`).
-    compare wsrl/pointmaze-umaze/waypoint-v0 6000 cpu pointmaze-umaze $no_retention $retention
-    compare wsrl/hopper/medium-v0 8000 cpu hopper $no_retention $retention
-    compare wsrl/pointmaze-umaze/waypoint-v0 6000 cpu-maze pointmaze-maze-recipe $no_retention $retention
+    compare wsrl/pointmaze-umaze/waypoint-v0 5000 6000 cpu pointmaze-umaze $no_retention $retention
+    compare wsrl/hopper/medium-v0 5000 8000 cpu hopper $no_retention $retention
+    compare wsrl/pointmaze-umaze/waypoint-v0 5000 6000 cpu-maze pointmaze-maze-recipe $no_retention $retention
     ;;
   d4rl-like)
     # Issue 14's methods: WSRL and its two warmup ablations, the offline learners continued without their data,
@@ -67,10 +67,11 @@ case $part in
     # of a 2-core CPU). `wsrl collect --suite d4rl-like` makes the whole suite.
     $wsrl collect --suite d4rl-like --out wsrl/pointmaze-large/waypoint-v0
     $wsrl collect --suite d4rl-like --out wsrl/hopper-d4rl
-    # 20k online steps: the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
-    compare wsrl/pointmaze-large/waypoint-v0 20000 cpu-maze pointmaze-large $no_retention $retention
-    compare wsrl/hopper-d4rl/medium-v0 20000 cpu hopper-medium $no_retention $retention
-    compare wsrl/hopper-d4rl/medium-expert-v0 20000 cpu hopper-medium-expert $no_retention $retention
+    # 20k offline steps (after 5k, the pre-trained Hopper policies scored 1-25 on data of 33) and 20k online steps:
+    # the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
+    compare wsrl/hopper-d4rl/medium-v0 20000 20000 cpu hopper-medium $no_retention $retention
+    compare wsrl/hopper-d4rl/medium-expert-v0 20000 20000 cpu hopper-medium-expert $no_retention $retention
+    compare wsrl/pointmaze-large/waypoint-v0 20000 20000 cpu-maze pointmaze-large $no_retention $retention
     ;;
   *)
     echo "usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR]" >&2
