@@ -32,7 +32,8 @@ PY
 
 compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION
     local dataset=$1 offline_steps=$2 steps=$3 preset=$4 dir=$out/$5 no_retention=$6 retention=$7
-    $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$no_retention,$retention" --seeds 3 \
+    # The retaining methods first: RLPD (UTD 20) is the longest run and starts at once beside the others.
+    $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$retention,$no_retention" --seeds 3 \
         --steps "$steps" --offline-steps "$offline_steps" --workers 2 --out "$dir"
     # The two comparisons as separate figures: (a) no retention, (b) WSRL against the methods that keep the data.
     local methods
