@@ -158,8 +158,7 @@ class Processes:
         with self._lock:
             self._stopped = True
             for process in self._started:
-                if process.poll() is None:
-                    process.terminate()
+                process.terminate()  # a no-op for one that has ended (Popen polls first)
 
 
 def _execute(job: Job, processes: Processes) -> None:
