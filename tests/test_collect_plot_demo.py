@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import matplotlib.pyplot as plt
 import minari
 import numpy as np
 import pytest
@@ -97,6 +98,23 @@ def test_plot_two_seeds_of_a_run_into_a_png(tmp_path):
     out = tmp_path / "fig.png"
     assert main(["plot", str(tmp_path / "sac_seed0"), str(tmp_path / "sac_seed1"), "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_warmups_that_differ_are_marked_per_run_and_a_shared_one_as_a_band():
+    from wsrl.plots import mark_warmups
+
+    colors = {"wsrl": "C0", "rlpd": "C1", "calql": "C2"}
+    _, ax = plt.subplots()
+    mark_warmups(ax, {"wsrl": 2000, "rlpd": 5000, "calql": 0}, colors)
+    ends = {(line.get_xdata()[0], line.get_color()) for line in ax.get_lines() if len(line.get_xdata())}
+    assert ends == {(2000, "C0"), (5000, "C1")} and not ax.patches  # no band that would cover WSRL's updates
+    _, ax = plt.subplots()
+    mark_warmups(ax, {"wsrl": 2000, "wsrl-random-warmup": 2000}, colors)
+    assert len(ax.patches) == 1 and ax.patches[0].get_x() == 0 and ax.patches[0].get_width() == 2000
+    _, ax = plt.subplots()
+    mark_warmups(ax, {"calql": 0}, colors)
+    assert not ax.patches and not ax.get_lines()
+    plt.close("all")
 
 
 def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys, optimised_xla):

@@ -74,6 +74,21 @@ def _curves(runs: list[dict], key: str) -> dict[str, tuple[np.ndarray, np.ndarra
     return out
 
 
+def mark_warmups(ax: plt.Axes, warmups: dict[str, int], colors: dict[str, str]) -> None:
+    """One shared warmup: a grey band. Warmups that differ (WSRL's K beside RLPD's random steps): a dotted line in
+    each run's colour where its warmup ends, so that no run's updates appear to start before they do."""
+    lengths = set(warmups.values())
+    if lengths == {0}:
+        return
+    if len(lengths) == 1:
+        ax.axvspan(0, lengths.pop(), color="grey", alpha=0.15, label="warmup")
+        return
+    for label, length in warmups.items():
+        if length:
+            ax.axvline(length, color=colors[label], linestyle=":", linewidth=1.2)
+    ax.plot([], [], color="grey", linestyle=":", label="end of warmup")  # the legend's entry for those lines
+
+
 def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = None,
               labels: list[str] | None = None) -> Path:
     """Write a PNG of evaluation curves (and success rate and mean Q when logged) for `run_dirs`.
@@ -102,9 +117,8 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
             ax.plot(x, mean, color=color, label=f"{label} (n={len(values)})", marker="o" if len(x) < 30 else None,
                     markersize=3)
             ax.fill_between(x, low, high, color=color, alpha=0.2)
-        warmup = max((r["warmup"] for r in runs), default=0)
-        if warmup:
-            ax.axvspan(0, warmup, color="grey", alpha=0.15, label="warmup")
+        mark_warmups(ax, {r["label"]: r["warmup"] for r in runs}, {label: colors[labels.index(label) % len(colors)]
+                                                                   for label in labels})
         ax.set_xlabel("gradient steps" if runs[0]["x_key"] == "grad_step" else "online env steps")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
