@@ -33,11 +33,11 @@ case "${1:-}" in
   test)
     setup
     shift
-    # The tests that run `wsrl` processes (resume, compare, sweep: the two Ray ones one after the other, two Ray
-    # clusters at once slowed both) and the multi-seed ones in a pytest process of their own beside the others
-    # (about half the time each; test_stop.py stays with the others for balance): the first mostly wait on those
-    # processes, and one long session compiling every test's programs crashed jax 0.10.2 on CPU.
-    beside=(tests/test_resume.py tests/test_compare.py tests/test_sweep.py tests/test_seeds.py)
+    # The tests that run `wsrl` processes (resume, stop, compare, sweep: the two Ray ones one after the other, two
+    # Ray clusters at once slowed both) and the multi-seed ones in a pytest process of their own beside the others
+    # (about half the time each): the first mostly wait on those processes, and one long session compiling every
+    # test's programs crashed jax 0.10.2 on CPU.
+    beside=(tests/test_resume.py tests/test_stop.py tests/test_compare.py tests/test_sweep.py tests/test_seeds.py)
     log=$(mktemp)
     .venv/bin/python -m pytest "${beside[@]}" "$@" >"$log" 2>&1 &
     beside_pid=$!
