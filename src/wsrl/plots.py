@@ -108,17 +108,16 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
         raise UserError("none of the runs logged an evaluation; nothing to plot")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     rng = np.random.default_rng(0)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    labels = list(dict.fromkeys(r["label"] for r in runs))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {label: cycle[i % len(cycle)] for i, label in enumerate(dict.fromkeys(r["label"] for r in runs))}
     for ax, (key, name) in zip(axes[0], panels, strict=True):
         for label, (x, values) in _curves(runs, key).items():
-            color = colors[labels.index(label) % len(colors)]
+            color = colors[label]
             mean, low, high = bootstrap_band(values, rng)
             ax.plot(x, mean, color=color, label=f"{label} (n={len(values)})", marker="o" if len(x) < 30 else None,
                     markersize=3)
             ax.fill_between(x, low, high, color=color, alpha=0.2)
-        mark_warmups(ax, {r["label"]: r["warmup"] for r in runs}, {label: colors[labels.index(label) % len(colors)]
-                                                                   for label in labels})
+        mark_warmups(ax, {r["label"]: r["warmup"] for r in runs}, colors)
         ax.set_xlabel("gradient steps" if runs[0]["x_key"] == "grad_step" else "online env steps")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
