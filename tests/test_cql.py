@@ -95,7 +95,8 @@ def test_without_ensemble_every_critic_is_penalised():
 
 
 @pytest.mark.parametrize("step_all, utd, steps, gap, direction", [
-    (False, 2, 2, -100.0, 1), (True, 2, 1, -100.0, 1), (True, 1, 1, 100.0, -1), (False, 1, 1, 100.0, -1)])
+    (False, 1, 1, -100.0, 1), (False, 2, 2, -100.0, 1), (True, 2, 1, -100.0, 1), (True, 1, 1, -100.0, 1),
+    (True, 1, 1, 100.0, -1), (False, 1, 1, 100.0, -1)])
 def test_lagrange_alpha_rises_while_penalty_exceeds_the_gap(gap, direction, step_all, utd, steps):
     """The multiplier steps with each critic step, or (the reference code at high UTD) once, with the actor."""
     config = dataclasses.replace(TINY_CQL, cql_autotune=True, cql_target_action_gap=gap, step_all_optimizers=step_all,
