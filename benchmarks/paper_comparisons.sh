@@ -4,7 +4,7 @@
 #   bash benchmarks/paper_comparisons.sh cpu [OUT_DIR]        docs/reproduce.md §2: the cpu suite's PointMaze
 #       UMaze and weak Hopper medium data, 6k-8k online steps (about 4.5 hours on a 2-core CPU)
 #   bash benchmarks/paper_comparisons.sh d4rl-like [OUT_DIR]  docs/reproduce.md §5: the d4rl-like suite's Hopper
-#       medium and medium-expert and PointMaze Large, 20k online steps, with the dip after the warmup
+#       medium and medium-expert (20k online steps) and PointMaze Large (12k), with the dip after the warmup
 # Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; the script
 # prints its two tables (mean ± std over seeds).
 set -euo pipefail
@@ -72,7 +72,9 @@ case $part in
     # the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
     compare wsrl/hopper-d4rl/medium-v0 20000 20000 cpu hopper-medium $no_retention $retention
     compare wsrl/hopper-d4rl/medium-expert-v0 20000 20000 cpu hopper-medium-expert $no_retention $retention
-    compare wsrl/pointmaze-large/waypoint-v0 20000 20000 cpu-maze pointmaze-large $no_retention $retention
+    # PointMaze Large: 12k online steps (the warmup and the dip's window), since `cpu-maze` updates 4-layer critics
+    # with max-target backups and evaluates 800-step episodes: WSRL took 217 s per 1k steps there, 84 on Hopper.
+    compare wsrl/pointmaze-large/waypoint-v0 20000 12000 cpu-maze pointmaze-large $no_retention $retention
     ;;
   *)
     echo "usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR]" >&2
