@@ -148,10 +148,34 @@ def test_compare_runs_each_methods_seeds_in_one_process_or_one_process_per_seed(
         assert jobs["rlpd"][2].run_dir(2) == tmp_path / "runs" / "rlpd_seed2"
 
 
+@pytest.mark.parametrize("per_process", [True, False])
+def test_first_seed_offsets_every_run_of_a_comparison(tmp_path, per_process):
+    from wsrl.compare import Comparison, method_jobs, pretrain_jobs
+
+    c = Comparison("data", ("wsrl", "rlpd"), 2, 10, 10, tmp_path, env="Hopper-v5", seeds_per_process=per_process,
+                   first_seed=3)
+    pretrained = pretrain_jobs(c)
+    jobs = method_jobs(c, pretrained)
+    runs = [job for group in (pretrained["cql"], jobs["wsrl"], jobs["rlpd"]) for job in group]
+    seeds = [(job.args[job.args.index("--seed") + 1], job.args[job.args.index("--seeds") + 1]) for job in runs]
+    if per_process:
+        assert seeds == [("3", "2")] * 3 and [job.seeds for job in runs] == [(3, 4)] * 3
+        assert jobs["wsrl"][0].run_dir(4) == tmp_path / "runs" / "wsrl" / "seed4"
+    else:
+        assert seeds == [("3", "1"), ("4", "1")] * 3
+        assert [job.out.name for job in jobs["wsrl"]] == ["wsrl_seed3", "wsrl_seed4"]
+        assert jobs["wsrl"][1].args[jobs["wsrl"][1].args.index("--from") + 1] == str(tmp_path / "pretrain" /
+                                                                                     "cql_seed4")
+
+
 def test_compare_rejects_unknown_methods(tmp_path, capsys):
     assert main(["compare", "--dataset", "x", "--methods", "wsrl,magic", "--steps", "1", "--offline-steps", "1",
                  "--out", str(tmp_path / "c")]) == 2
     assert "unknown method(s) magic; valid: wsrl" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+    assert main(["compare", "--dataset", "x", "--methods", "wsrl", "--steps", "1", "--offline-steps", "1",
+                 "--first-seed", "-1", "--out", str(tmp_path / "c")]) == 2
+    assert "--first-seed must be >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
 
 
@@ -181,6 +205,10 @@ def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
     # A comparison of another budget on the same directory: refused, not mixed in.
     with pytest.raises(UserError, match=f"{run} holds a run of 20 steps, not 30: give another --out"):
         compare._execute(compare.Job(("train", "--steps", "30", "--out", str(run)), run, (0,)), processes)
+    assert len(started) == 1
+    # ... and so is one of other seeds (a comparison's --first-seed 1 on the directory of seed 0).
+    with pytest.raises(UserError, match=f"{run} holds seed\\(s\\) 0, not 1: run other seeds"):
+        compare._execute(compare.Job(("train", "--steps", "20", "--out", str(run)), run, (1,)), processes)
     assert len(started) == 1
 
 

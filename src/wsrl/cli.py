@@ -311,6 +311,9 @@ class CompareCommand:
     passed to every run whose method uses them."""
     seeds: int = 3
     """Seeds per method."""
+    first_seed: int = 0
+    """The seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1: more seeds of a comparison, run later or on another
+    machine into another --out (pre-training seed S starts fine-tuning seed S)."""
     preset: Annotated[PresetName, _arg(PRESET_HELP)] = DEFAULT_PRESET
     env: str = ""
     """Environment (default: the dataset's)."""
@@ -343,7 +346,8 @@ def _compare(args: Sequence[str]) -> int:
     comparison = Comparison(parsed.dataset, tuple(m for m in parsed.methods.split(",") if m), parsed.seeds,
                             parsed.steps, parsed.offline_steps, Path(parsed.out), parsed.preset, parsed.env,
                             parsed.workers, parsed.seeds_per_process, tuple(extra), parsed.download,
-                            parsed.backend, parsed.address, parsed.cpus_per_run, parsed.gpus_per_run)
+                            parsed.backend, parsed.address, parsed.cpus_per_run, parsed.gpus_per_run,
+                            parsed.first_seed)
     results = run_comparison(comparison)
     table = Table(title=f"wsrl compare: {parsed.dataset}")
     for column in ("method", "seeds", *SUMMARY_COLUMNS.values()):

@@ -56,6 +56,7 @@ class Comparison:
     address: str = ""  # of a Ray cluster ("": start one on this machine, or $RAY_ADDRESS)
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
+    first_seed: int = 0  # the seeds are first_seed .. first_seed + seeds - 1
 
     def validate(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -65,6 +66,8 @@ class Comparison:
             raise UserError(f"unknown preset {self.preset!r}; choose one of {', '.join(sorted(PRESETS))}")
         if min(self.seeds, self.steps, self.offline_steps, self.workers) < 1:
             raise UserError("--seeds, --steps, --offline-steps and --workers must be positive integers")
+        if self.first_seed < 0:
+            raise UserError(f"--first-seed must be >= 0, got {self.first_seed}")
         if self.cpus_per_run <= 0 or self.gpus_per_run < 0:
             raise UserError(f"--cpus-per-run must be positive and --gpus-per-run not negative (got "
                             f"{self.cpus_per_run}, {self.gpus_per_run})")
@@ -113,13 +116,18 @@ def _wsrl(*args: str) -> list[str]:
 
 def job_args(job: Job) -> tuple[str, ...] | None:
     """The wsrl arguments that bring `job` to its end: none for a finished run (e.g. by another `compare` on the
-    same directory), `resume` for one interrupted after a checkpoint, else its own. A run of another budget than
-    `job` asks is refused, not mixed in."""
+    same directory), `resume` for one interrupted after a checkpoint, else its own. A run of another budget or
+    other seeds than `job` asks is refused, not mixed in."""
     asked = int(job.args[job.args.index("--steps") + 1]) if "--steps" in job.args else None
-    recorded = rundir.read_config(job.out).get("steps")
+    config = rundir.read_config(job.out)
+    recorded = config.get("steps")
     if None not in (asked, recorded) and asked != recorded:
         raise UserError(f"{job.out} holds a run of {recorded} steps, not {asked}: give another --out (or extend "
                         f"it first with `wsrl resume {job.out} --steps {asked}`)")
+    held = rundir.group_seeds(job.out) or ([config["seed"]] if "seed" in config else None)
+    if held is not None and tuple(held) != job.seeds:
+        raise UserError(f"{job.out} holds seed(s) {', '.join(map(str, held))}, not {', '.join(map(str, job.seeds))}:"
+                        " run other seeds (--first-seed) into another --out")
     if rundir.is_finished(job.out):
         return None
     return ("resume", str(job.out)) if resumable(job.out) else job.args
@@ -201,9 +209,10 @@ class Job:
 
 def _jobs(c: Comparison, parent: Path, name: str) -> list[tuple[Path, tuple[int, ...]]]:
     """(run directory, its seeds) of each process running `name`'s seeds."""
+    seeds = tuple(range(c.first_seed, c.first_seed + c.seeds))
     if c.seeds_per_process:
-        return [(parent / name, tuple(range(c.seeds)))]
-    return [(parent / f"{name}_seed{seed}", (seed,)) for seed in range(c.seeds)]
+        return [(parent / name, seeds)]
+    return [(parent / f"{name}_seed{seed}", (seed,)) for seed in seeds]
 
 
 def pretrain_jobs(c: Comparison) -> dict[str, list[Job]]:

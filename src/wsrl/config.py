@@ -409,7 +409,8 @@ class CollectConfig:
     steps: int = 100_000
     """Environment steps to record (sac-ladder: SAC training steps)."""
     seed: int = 0
-    """Seed of the environment and of the actions: the same seed gives the same dataset."""
+    """Seed of the environment and of the actions: the same seed gives the same dataset (sac-ladder: on the same
+    machine; SAC trained on another machine can pick other snapshots, docs/reproduce.md §5.1)."""
     action_noise: float = 0.0
     """policy and waypoint recipes: std of Gaussian noise added to each action."""
     epsilon: float = 0.0
