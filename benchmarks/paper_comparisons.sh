@@ -4,21 +4,38 @@
 #   bash benchmarks/paper_comparisons.sh cpu [OUT_DIR]        docs/reproduce.md §2: the cpu suite's PointMaze
 #       UMaze and weak Hopper medium data, 6k-8k online steps (about 4.5 hours on a 2-core CPU)
 #   bash benchmarks/paper_comparisons.sh d4rl-like [OUT_DIR]  docs/reproduce.md §5: the d4rl-like suite's Hopper
-#       medium and medium-expert (20k online steps) and PointMaze Large (12k), with the dip after the warmup
+#       medium and medium-expert (20k online steps), with the dip after the warmup
+#   bash benchmarks/paper_comparisons.sh pointmaze-large SEED [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
+#       (12k online steps), one seed per call (about 2.5 hours on a 2-core CPU: SEED = 0, 1, 2 on one machine or
+#       three), its tables and figures over every seed found in OUT_DIR/pointmaze-large/
 # Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; the script
 # prints its two tables (mean ± std over seeds).
 set -euo pipefail
-part=${1:?usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR]}
-out=${2:-runs/paper-comparisons/$part}
+usage="usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR] | pointmaze-large SEED [OUT_DIR]"
+part=${1:-}
+if [ "$part" = pointmaze-large ]; then
+    seed=${2:-}
+    [[ $seed =~ ^[0-9]+$ ]] || { echo "$usage (SEED: 0, 1, 2, ...)" >&2; exit 2; }
+    out=${3:-runs/paper-comparisons/d4rl-like}
+else
+    out=${2:-runs/paper-comparisons/$part}
+fi
 wsrl=.venv/bin/wsrl
+# Issue 14's methods (d4rl-like, pointmaze-large): WSRL and its two warmup ablations, the offline learners continued
+# without their data, SAC from scratch; and the methods that keep the data.
+d4rl_no_retention=wsrl,wsrl-no-warmup,wsrl-random-warmup,calql,cql,iql,sac-fast
+d4rl_retention=calql-retain,rlpd
 
-tables() {  # tables DIR METHODS...: one markdown table per comma-separated method list
-    local dir=$1
+tables() {  # tables DIR METHODS...: one markdown table per comma-separated method list, over DIR's results.csv
+    local dir=$1                                 # and those of its per-seed comparisons DIR/seedS/
     shift
-    .venv/bin/python - "$dir/results.csv" "$@" <<'PY'
+    .venv/bin/python - "$dir" "$@" <<'PY'
 import csv, sys
+from pathlib import Path
 from wsrl.compare import SUMMARY_COLUMNS, summary_table
-rows = list(csv.DictReader(open(sys.argv[1])))
+dir = Path(sys.argv[1])
+rows = [row for f in [dir / "results.csv", *sorted(dir.glob("seed*/results.csv"))] if f.exists()
+        for row in csv.DictReader(open(f))]
 for row in rows:
     for key in SUMMARY_COLUMNS:
         row[key] = float(row[key]) if row[key] else ""
@@ -30,19 +47,33 @@ for methods in sys.argv[2:]:
 PY
 }
 
-compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION
-    local dataset=$1 offline_steps=$2 steps=$3 preset=$4 dir=$out/$5 no_retention=$6 retention=$7
+compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION [SEED]
+    # 3 seeds into OUT/NAME, or (SEED given) that one seed into OUT/NAME/seedSEED, its figures and tables then
+    # over every seed in OUT/NAME.
+    local dataset=$1 offline_steps=$2 steps=$3 preset=$4 dir=$out/$5 no_retention=$6 retention=$7 seeds=(--seeds 3)
+    local run_dir=$dir
+    if [ $# -ge 8 ]; then
+        seeds=(--seeds 1 --first-seed "$8")
+        run_dir=$dir/seed$8
+    fi
     # The retaining methods first: RLPD (UTD 20) is the longest run and starts at once beside the others.
-    $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$retention,$no_retention" --seeds 3 \
-        --steps "$steps" --offline-steps "$offline_steps" --workers 2 --out "$dir"
+    $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$retention,$no_retention" "${seeds[@]}" \
+        --steps "$steps" --offline-steps "$offline_steps" --workers 2 --out "$run_dir"
     # The two comparisons as separate figures: (a) no retention, (b) WSRL against the methods that keep the data.
-    local methods
-    IFS=, read -ra methods <<<"$no_retention"
-    $wsrl plot "${methods[@]/#/$dir/runs/}" --out "$dir/no_retention.png" --title "$dataset, $preset: without offline data"
-    IFS=, read -ra methods <<<"wsrl,$retention"
-    $wsrl plot "${methods[@]/#/$dir/runs/}" --out "$dir/retention.png" \
-        --title "$dataset, $preset: WSRL vs methods that keep the data"
+    figure "$dir" "$no_retention" "$dir/no_retention.png" "$dataset, $preset: without offline data"
+    figure "$dir" "wsrl,$retention" "$dir/retention.png" "$dataset, $preset: WSRL vs methods that keep the data"
     tables "$dir" "$no_retention" "wsrl,$retention"
+}
+
+figure() {  # figure DIR METHODS PNG TITLE: the methods' runs in DIR/runs/ or DIR/seedS/runs/ (one band per method)
+    local dir=$1 png=$3 title=$4 methods runs=() m
+    IFS=, read -ra methods <<<"$2"
+    for m in "${methods[@]}"; do
+        runs+=("$dir"/runs/"$m" "$dir"/seed*/runs/"$m")
+    done
+    local existing=()
+    for m in "${runs[@]}"; do [ -d "$m" ] && existing+=("$m"); done
+    $wsrl plot "${existing[@]}" --out "$png" --title "$title"
 }
 
 case $part in
@@ -60,24 +91,26 @@ case $part in
     compare wsrl/pointmaze-umaze/waypoint-v0 5000 6000 cpu-maze pointmaze-maze-recipe $no_retention $retention
     ;;
   d4rl-like)
-    # Issue 14's methods: WSRL and its two warmup ablations, the offline learners continued without their data,
-    # SAC from scratch; and the methods that keep the data.
-    no_retention=wsrl,wsrl-no-warmup,wsrl-random-warmup,calql,cql,iql,sac-fast
-    retention=calql-retain,rlpd
-    # The two datasets they need, from the d4rl-like suite (skipped once collected; Hopper's ladder: about 50 minutes
+    # The datasets they need, from the d4rl-like suite (skipped once collected; Hopper's ladder: about 55 minutes
     # of a 2-core CPU). `wsrl collect --suite d4rl-like` makes the whole suite.
-    $wsrl collect --suite d4rl-like --out wsrl/pointmaze-large/waypoint-v0
     $wsrl collect --suite d4rl-like --out wsrl/hopper-d4rl
     # 20k offline steps (after 5k, the pre-trained Hopper policies scored 1-25 on data of 33) and 20k online steps:
     # the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
-    compare wsrl/hopper-d4rl/medium-v0 20000 20000 cpu hopper-medium $no_retention $retention
-    compare wsrl/hopper-d4rl/medium-expert-v0 20000 20000 cpu hopper-medium-expert $no_retention $retention
-    # PointMaze Large: 12k online steps (the warmup and the dip's window), since `cpu-maze` updates 4-layer critics
-    # with max-target backups and evaluates 800-step episodes: WSRL took 217 s per 1k steps there, 84 on Hopper.
-    compare wsrl/pointmaze-large/waypoint-v0 20000 12000 cpu-maze pointmaze-large $no_retention $retention
+    compare wsrl/hopper-d4rl/medium-v0 20000 20000 cpu hopper-medium $d4rl_no_retention $d4rl_retention
+    compare wsrl/hopper-d4rl/medium-expert-v0 20000 20000 cpu hopper-medium-expert \
+        $d4rl_no_retention $d4rl_retention
+    ;;
+  pointmaze-large)
+    # 12k online steps (the warmup and the dip's window), since `cpu-maze` updates 4-layer critics with max-target
+    # backups and evaluates 800-step episodes (WSRL took 217 s per 1k steps for 3 seeds, 84 on Hopper); one seed
+    # per call, so that each call is a job of a few hours (3 seeds at once: about 7.5 hours of a 2-core CPU). The
+    # waypoint data is the same on every machine (docs/reproduce.md §5.1), so seeds run on different machines add up.
+    $wsrl collect --suite d4rl-like --out wsrl/pointmaze-large/waypoint-v0
+    compare wsrl/pointmaze-large/waypoint-v0 20000 12000 cpu-maze pointmaze-large \
+        $d4rl_no_retention $d4rl_retention "$seed"
     ;;
   *)
-    echo "usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR]" >&2
+    echo "$usage" >&2
     exit 2
     ;;
 esac
