@@ -8,8 +8,9 @@
 #   bash benchmarks/paper_comparisons.sh pointmaze-large SEED [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
 #       (12k online steps), one seed per call (about 2.5 hours on a 2-core CPU: SEED = 0, 1, 2 on one machine or
 #       three), its tables and figures over every seed found in OUT_DIR/pointmaze-large/
-# Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; the script
-# prints its two tables (mean ± std over seeds).
+# Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; its finished runs'
+# light files are kept in benchmarks/results/NAME/ (commit them), and the script prints its two tables (mean ± std
+# over every seed kept there).
 set -euo pipefail
 usage="usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR] | pointmaze-large SEED [OUT_DIR]"
 part=${1:-}
@@ -21,24 +22,27 @@ else
     out=${2:-runs/paper-comparisons/$part}
 fi
 wsrl=.venv/bin/wsrl
+# The light files of every finished run (config.json, metrics.csv, summary.json: a few hundred kB in all), committed
+# so that seeds run on machines whose disks are gone still count: the tables and figures are drawn from them.
+results=benchmarks/results
 # Issue 14's methods (d4rl-like, pointmaze-large): WSRL and its two warmup ablations, the offline learners continued
 # without their data, SAC from scratch; and the methods that keep the data.
 d4rl_no_retention=wsrl,wsrl-no-warmup,wsrl-random-warmup,calql,cql,iql,sac-fast
 d4rl_retention=calql-retain,rlpd
 
-tables() {  # tables DIR METHODS...: one markdown table per comma-separated method list, over DIR's results.csv
-    local dir=$1                                 # and those of its per-seed comparisons DIR/seedS/
+tables() {  # tables DIR METHODS...: one markdown table per comma-separated method list, over every finished run
+    local dir=$1                                  # in DIR/runs/ and DIR/seedS/runs/
     shift
     .venv/bin/python - "$dir" "$@" <<'PY'
-import csv, sys
+import sys
 from pathlib import Path
-from wsrl.compare import SUMMARY_COLUMNS, summary_table
+from wsrl.compare import SUMMARY_COLUMNS, result_row, summary_table
+from wsrl.plots import SEED_SUFFIX
+from wsrl.train import rundir
 dir = Path(sys.argv[1])
-rows = [row for f in [dir / "results.csv", *sorted(dir.glob("seed*/results.csv"))] if f.exists()
-        for row in csv.DictReader(open(f))]
-for row in rows:
-    for key in SUMMARY_COLUMNS:
-        row[key] = float(row[key]) if row[key] else ""
+rows = [result_row(SEED_SUFFIX.sub("", method_dir.name), rundir.read_config(run)["seed"], run)
+        for method_dir in [*sorted(dir.glob("runs/*")), *sorted(dir.glob("seed*/runs/*"))]
+        for run in rundir.members(method_dir) if (run / "summary.json").is_file()]
 for methods in sys.argv[2:]:
     print("\n| method | seeds | " + " | ".join(SUMMARY_COLUMNS.values()) + " |")
     print("|---" * (2 + len(SUMMARY_COLUMNS)) + "|")
@@ -47,22 +51,36 @@ for methods in sys.argv[2:]:
 PY
 }
 
+keep() {  # keep DIR KEPT: config.json, metrics.csv and summary.json of every finished run under DIR, copied into KEPT
+    local dir=$1 kept=$2 summary run file
+    while IFS= read -r summary; do
+        run=$(dirname "${summary#"$dir"/}")
+        mkdir -p "$kept/$run"
+        for file in config.json metrics.csv summary.json; do
+            [ ! -f "$dir/$run/$file" ] || cp "$dir/$run/$file" "$kept/$run/"
+        done
+    done < <(find "$dir" -name summary.json)
+}
+
 compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION [SEED]
     # 3 seeds into OUT/NAME, or (SEED given) that one seed into OUT/NAME/seedSEED, its figures and tables then
     # over every seed in OUT/NAME.
     local dataset=$1 offline_steps=$2 steps=$3 preset=$4 dir=$out/$5 no_retention=$6 retention=$7 seeds=(--seeds 3)
-    local run_dir=$dir
+    local run_dir=$dir kept=$results/$5 kept_run=$results/$5
     if [ $# -ge 8 ]; then
         seeds=(--seeds 1 --first-seed "$8")
         run_dir=$dir/seed$8
+        kept_run=$kept/seed$8
     fi
     # The retaining methods first: RLPD (UTD 20) is the longest run and starts at once beside the others.
     $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$retention,$no_retention" "${seeds[@]}" \
         --steps "$steps" --offline-steps "$offline_steps" --workers 2 --out "$run_dir"
-    # The two comparisons as separate figures: (a) no retention, (b) WSRL against the methods that keep the data.
-    figure "$dir" "$no_retention" "$dir/no_retention.png" "$dataset, $preset: without offline data"
-    figure "$dir" "wsrl,$retention" "$dir/retention.png" "$dataset, $preset: WSRL vs methods that keep the data"
-    tables "$dir" "$no_retention" "wsrl,$retention"
+    keep "$run_dir" "$kept_run"
+    # The two comparisons as separate figures: (a) no retention, (b) WSRL against the methods that keep the data;
+    # they and the tables are over every seed kept, from this machine and others.
+    figure "$kept" "$no_retention" "$dir/no_retention.png" "$dataset, $preset: without offline data"
+    figure "$kept" "wsrl,$retention" "$dir/retention.png" "$dataset, $preset: WSRL vs methods that keep the data"
+    tables "$kept" "$no_retention" "wsrl,$retention"
 }
 
 figure() {  # figure DIR METHODS PNG TITLE: the methods' runs in DIR/runs/ or DIR/seedS/runs/ (one band per method)
