@@ -6,7 +6,7 @@
 #   bash benchmarks/paper_comparisons.sh d4rl-like [OUT_DIR]  docs/reproduce.md §5: the d4rl-like suite's Hopper
 #       medium and medium-expert (20k online steps), with the dip after the warmup
 #   bash benchmarks/paper_comparisons.sh pointmaze-large SEED [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
-#       (12k online steps), one seed per call (about 2.5 hours on a 2-core CPU: SEED = 0, 1, 2 on one machine or
+#       (12k online steps), one seed per call (about 2 hours on a 2-core CPU: SEED = 0, 1, 2 on one machine or
 #       three), its tables and figures over every seed found in OUT_DIR/pointmaze-large/
 # Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; its finished runs'
 # light files are kept in benchmarks/results/NAME/ (commit them), and the script prints its two tables (mean ± std
