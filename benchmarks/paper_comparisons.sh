@@ -7,7 +7,7 @@
 #       medium and medium-expert (20k online steps), with the dip after the warmup
 #   bash benchmarks/paper_comparisons.sh pointmaze-large SEED [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
 #       (12k online steps), one seed per call (about 2 hours on a 2-core CPU: SEED = 0, 1, 2 on one machine or
-#       three), its tables and figures over every seed found in OUT_DIR/pointmaze-large/
+#       three), its tables and figures over every seed kept in benchmarks/results/pointmaze-large/
 # Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; its finished runs'
 # light files are kept in benchmarks/results/NAME/ (commit them), and the script prints its two tables (mean ± std
 # over every seed kept there).
@@ -63,8 +63,8 @@ keep() {  # keep DIR KEPT: config.json, metrics.csv and summary.json of every fi
 }
 
 compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION [SEED]
-    # 3 seeds into OUT/NAME, or (SEED given) that one seed into OUT/NAME/seedSEED, its figures and tables then
-    # over every seed in OUT/NAME.
+    # 3 seeds into OUT/NAME, or (SEED given) that one seed into OUT/NAME/seedSEED; its finished runs kept in
+    # benchmarks/results/NAME[/seedSEED], the figures and tables then over every seed kept there.
     local dataset=$1 offline_steps=$2 steps=$3 preset=$4 dir=$out/$5 no_retention=$6 retention=$7 seeds=(--seeds 3)
     local run_dir=$dir kept=$results/$5 kept_run=$results/$5
     if [ $# -ge 8 ]; then
