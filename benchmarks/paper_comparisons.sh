@@ -37,10 +37,10 @@ tables() {  # tables DIR METHODS...: one markdown table per comma-separated meth
 import sys
 from pathlib import Path
 from wsrl.compare import SUMMARY_COLUMNS, result_row, summary_table
-from wsrl.plots import SEED_SUFFIX
+from wsrl.plots import run_label
 from wsrl.train import rundir
 dir = Path(sys.argv[1])
-rows = [result_row(SEED_SUFFIX.sub("", method_dir.name), rundir.read_config(run)["seed"], run)
+rows = [result_row(run_label(method_dir), rundir.read_config(run)["seed"], run)
         for method_dir in [*sorted(dir.glob("runs/*")), *sorted(dir.glob("seed*/runs/*"))]
         for run in rundir.members(method_dir) if (run / "summary.json").is_file()]
 for methods in sys.argv[2:]:
@@ -66,16 +66,15 @@ compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTI
     # 3 seeds into OUT/NAME, or (SEED given) that one seed into OUT/NAME/seedSEED; its finished runs kept in
     # benchmarks/results/NAME[/seedSEED], the figures and tables then over every seed kept there.
     local dataset=$1 offline_steps=$2 steps=$3 preset=$4 dir=$out/$5 no_retention=$6 retention=$7 seeds=(--seeds 3)
-    local run_dir=$dir kept=$results/$5 kept_run=$results/$5
+    local run_dir=$dir kept=$results/$5
     if [ $# -ge 8 ]; then
         seeds=(--seeds 1 --first-seed "$8")
         run_dir=$dir/seed$8
-        kept_run=$kept/seed$8
     fi
     # The retaining methods first: RLPD (UTD 20) is the longest run and starts at once beside the others.
     $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$retention,$no_retention" "${seeds[@]}" \
         --steps "$steps" --offline-steps "$offline_steps" --workers 2 --out "$run_dir"
-    keep "$run_dir" "$kept_run"
+    keep "$run_dir" "$kept${run_dir#"$dir"}"  # the same layout: KEPT or KEPT/seedSEED
     # The two comparisons as separate figures: (a) no retention, (b) WSRL against the methods that keep the data;
     # they and the tables are over every seed kept, from this machine and others.
     figure "$kept" "$no_retention" "$dir/no_retention.png" "$dataset, $preset: without offline data"
