@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import TINY
 
-from wsrl import checkpoint
+from wsrl import checkpoint, runlog
 from wsrl.agents.sac import SACAgent
 from wsrl.cli import main
 from wsrl.config import OnlineConfig
@@ -68,6 +68,20 @@ def test_finetune_without_env_acts_in_the_checkpoints_environment(tmp_path):
     assert main(["finetune", "--from", str(a), "--steps", "20", "--warmup-steps", "10", "--out", str(b),
                  *TINY_FLAGS]) == 0
     assert json.loads((b / "config.json").read_text())["config"]["env"] == "InvertedPendulum-v5"
+
+
+def test_progress_prints_plain_lines_where_the_output_is_not_a_terminal(capsys, monkeypatch):
+    """In a log file rich draws nothing until the end: the bar prints a line every minute instead, with the rate of
+    the steps done in this process (a resumed loop starts past 0)."""
+    now = iter([0.0, 1.0, 30.0, 61.0, 90.0, 130.0])
+    monkeypatch.setattr(runlog.time, "perf_counter", lambda: next(now))
+    with runlog.ProgressBar(1000, "online", line_every_s=60) as bar:
+        for step in (100, 200, 300, 400, 1000):
+            bar.advance(step, [12.5])
+    lines = [line for line in capsys.readouterr().out.splitlines() if " elapsed" in line]
+    assert lines == ["online | eval return 12.5 | 100/1000 steps, 0 steps/s, 0:00:01 elapsed",
+                     "online | eval return 12.5 | 300/1000 steps, 3 steps/s, 0:01:01 elapsed, 0:03:33 left",
+                     "online | eval return 12.5 | 1000/1000 steps, 7 steps/s, 0:02:10 elapsed, 0:00:00 left"]
 
 
 def test_cli_train_then_finetune_keeps_the_policy_through_warmup(tmp_path, capsys):

@@ -125,10 +125,14 @@ def _start_wandb(run_dir: Path, step_key: str, project: str, group: str | None) 
 
 class ProgressBar:
     """A rich progress bar over env (or gradient) steps whose label shows the last evaluation return (of several
-    seeds: their mean and minimum)."""
+    seeds: their mean and minimum). Where the output is not a terminal (a log file, a background job), where rich
+    would draw nothing until the end, it prints the same as a plain line every `line_every_s` seconds instead."""
 
-    def __init__(self, total: int, label: str):
+    def __init__(self, total: int, label: str, line_every_s: float = 60.0):
         self._label = label
+        self._line_every_s = line_every_s
+        self._last_line = -math.inf
+        self._first_completed: int | None = None  # a resumed loop starts past 0: its rate counts from there
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
@@ -150,11 +154,27 @@ class ProgressBar:
         if now - self._last_refresh < 0.2 and completed != self._bar.tasks[0].total:
             return
         self._last_refresh = now
+        if self._first_completed is None:
+            self._first_completed = completed
         description = self._label
         if len(eval_returns) == 1:
             description += f" | eval return {eval_returns[0]:.1f}"
         elif eval_returns:
             description += f" | eval return mean {np.mean(eval_returns):.1f}, min {min(eval_returns):.1f}"
-        rate = f"{completed / max(now - self._start, 1e-9):.0f} steps/s"
+        elapsed = now - self._start
+        steps_per_s = (completed - self._first_completed) / max(elapsed, 1e-9)
+        rate = f"{steps_per_s:.0f} steps/s"
         self._bar.update(self._task, completed=completed, description=description, rate=rate)
+        if not self._bar.console.is_terminal and now - self._last_line >= self._line_every_s:
+            self._last_line = now
+            total = self._bar.tasks[0].total
+            left = f", {_clock((total - completed) / steps_per_s)} left" if steps_per_s > 0 else ""
+            self._bar.console.print(f"{description} | {completed}/{total} steps, {rate}, {_clock(elapsed)} elapsed"
+                                    f"{left}", highlight=False, soft_wrap=True)
+
+
+def _clock(seconds: float) -> str:
+    """H:MM:SS."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
