@@ -125,8 +125,8 @@ def _start_wandb(run_dir: Path, step_key: str, project: str, group: str | None) 
 
 class ProgressBar:
     """A rich progress bar over env (or gradient) steps whose label shows the last evaluation return (of several
-    seeds: their mean and minimum). Where the output is not a terminal (a log file, a background job), where rich
-    would draw nothing until the end, it prints the same as a plain line every `line_every_s` seconds instead."""
+    seeds: their mean and minimum). Outside a terminal (a log file, a background job) rich draws nothing until the
+    end, so there it prints the same as a plain line every `line_every_s` seconds."""
 
     def __init__(self, total: int, label: str, line_every_s: float = 60.0):
         self._label = label
