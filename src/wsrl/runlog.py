@@ -9,6 +9,7 @@ import math
 import secrets
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,7 @@ class ProgressBar:
 
     def __init__(self, total: int, label: str, line_every_s: float = 60.0):
         self._label = label
+        self._total = total
         self._line_every_s = line_every_s
         self._last_line = -math.inf
         self._first_completed: int | None = None  # a resumed loop starts past 0: its rate counts from there
@@ -151,7 +153,7 @@ class ProgressBar:
 
     def advance(self, completed: int, eval_returns: Sequence[float] = ()) -> None:
         now = time.perf_counter()
-        if now - self._last_refresh < 0.2 and completed != self._bar.tasks[0].total:
+        if now - self._last_refresh < 0.2 and completed != self._total:
             return
         self._last_refresh = now
         if self._first_completed is None:
@@ -167,14 +169,8 @@ class ProgressBar:
         self._bar.update(self._task, completed=completed, description=description, rate=rate)
         if not self._bar.console.is_terminal and now - self._last_line >= self._line_every_s:
             self._last_line = now
-            total = self._bar.tasks[0].total
-            left = f", {_clock((total - completed) / steps_per_s)} left" if steps_per_s > 0 else ""
-            self._bar.console.print(f"{description} | {completed}/{total} steps, {rate}, {_clock(elapsed)} elapsed"
-                                    f"{left}", highlight=False, soft_wrap=True)
-
-
-def _clock(seconds: float) -> str:
-    """H:MM:SS."""
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+            left = (f", {timedelta(seconds=int((self._total - completed) / steps_per_s))} left"
+                    if steps_per_s > 0 else "")
+            self._bar.console.print(f"{description} | {completed}/{self._total} steps, {rate}, "
+                                    f"{timedelta(seconds=int(elapsed))} elapsed{left}", highlight=False, soft_wrap=True)
 
