@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -210,6 +211,45 @@ def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=f"{run} holds seed\\(s\\) 0, not 1: run other seeds"):
         compare._execute(compare.Job(("train", "--steps", "20", "--out", str(run)), run, (1,)), processes)
     assert len(started) == 1
+
+
+def test_each_method_starts_once_its_pretraining_ends_and_the_others_do_not_wait(tmp_path, monkeypatch):
+    from wsrl import compare
+
+    pre_a, pre_b = compare.Job((), tmp_path / "pre_a", (0,)), compare.Job((), tmp_path / "pre_b", (0,))
+    jobs = [pre_a, pre_b, compare.Job((), tmp_path / "after_a", (0,), pre_a.out),
+            compare.Job((), tmp_path / "free", (0,)), compare.Job((), tmp_path / "after_b", (0,), pre_b.out)]
+    events, lock, free_started = [], threading.Lock(), threading.Event()
+
+    def execute(job, processes):
+        with lock:
+            events.append(("start", job.out.name))
+        if job.out.name == "free":
+            free_started.set()
+        if job.out.name == "pre_a":  # ends only once a job that waits for no pre-training has started
+            assert free_started.wait(30)
+            if fail:
+                raise UserError("pre_a failed")
+        with lock:
+            events.append(("end", job.out.name))
+
+    monkeypatch.setattr(compare, "_execute", execute)
+    fail = False
+    assert sorted(job.out.name for job in compare._local(jobs, workers=2)) == sorted(j.out.name for j in jobs)
+    starts = [name for kind, name in events if kind == "start"]
+    assert set(starts[:2]) == {"pre_a", "pre_b"} and starts[2] == "free"  # the first ready job in the list's order
+    for job, pre in (("after_a", "pre_a"), ("after_b", "pre_b")):
+        assert events.index(("start", job)) > events.index(("end", pre))
+    running = [sum(+1 if kind == "start" else -1 for kind, _ in events[:i + 1]) for i in range(len(events))]
+    assert max(running) == 2  # --workers at a time
+
+    # A failed pre-training: the methods waiting for it never start; the comparison stops with its reason.
+    events.clear()
+    free_started.clear()
+    fail = True
+    with pytest.raises(UserError, match="pre_a failed"):
+        list(compare._local(jobs, workers=2))
+    assert ("start", "after_a") not in events
 
 
 def test_sigterm_stops_a_comparison_and_its_running_processes_after_their_checkpoints(tmp_path, dataset):

@@ -64,9 +64,10 @@ def connect(address: str = "") -> Any:
     return ray
 
 
-def _task(job: Any, log: str) -> None:
+def _task(job: Any, log: str, *_after: None) -> None:
     """A Ray task: bring `job`'s run to its end (its own command, `resume`, or nothing) in this fresh worker
-    process, the output into `log`."""
+    process, the output into `log`. `_after`: the results of the tasks it waits for (Ray starts it once they
+    have ended)."""
     from wsrl.cli import main
     from wsrl.compare import job_args
 
@@ -81,14 +82,18 @@ def _task(job: Any, log: str) -> None:
 
 
 def run_jobs(jobs: list[Any], cpus: float, gpus: float) -> Iterator[Any]:
-    """Run the compare jobs as Ray tasks with `cpus` / `gpus` each; yields each job as it ends. A worker's death
-    retries the task (up to RETRIES times), and the retry resumes the run from its newest checkpoint."""
+    """Run the compare jobs as Ray tasks with `cpus` / `gpus` each, a job's task once the task of the job it comes
+    `after` has ended; yields each job as it ends. A worker's death retries the task (up to RETRIES times), and the
+    retry resumes the run from its newest checkpoint."""
     from wsrl.compare import failure, job_log
 
     ray = connect()
     task = ray.remote(max_calls=1)(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=RETRIES,
                                                   retry_exceptions=False)
-    pending = {task.remote(job, str(job_log(job))): job for job in jobs}
+    refs, pending = {}, {}  # run directory -> its task (a job comes after the job it waits for); task -> job
+    for job in jobs:
+        ref = task.remote(job, str(job_log(job)), *([refs[job.after]] if job.after else []))
+        refs[job.out], pending[ref] = ref, job
     try:
         while pending:
             [ready], _ = ray.wait(list(pending), num_returns=1)

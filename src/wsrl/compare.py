@@ -3,8 +3,10 @@
 Every run is an ordinary `wsrl pretrain` / `finetune` / `train` command in its own process (a local pool of
 `--workers`), writing an ordinary run directory: by default one process per method (and per pre-training) runs all
 its seeds together (`--seeds N`, run directories NAME/seedS/); with `--no-seeds-per-process`, one process per seed
-(NAME_seedS/). A run whose summary.json exists when its turn comes is not run again, and one interrupted after a
-checkpoint continues from it, so an interrupted comparison resumes where it stopped.
+(NAME_seedS/). Processes start in the order listed (the pre-trainings first), `--workers` at a time, each method's
+as soon as the pre-training it starts from has ended: methods that need none (RLPD, SAC) do not wait for the others'.
+A run whose summary.json exists when its turn comes is not run again, and one interrupted after a checkpoint continues
+from it, so an interrupted comparison resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -202,6 +204,7 @@ class Job:
     args: tuple[str, ...]
     out: Path
     seeds: tuple[int, ...]
+    after: Path | None = None  # the run directory of the pre-training it starts from, which must end first
 
     def run_dir(self, seed: int) -> Path:
         return dict(rundir.seed_dirs(self.out, self.seeds[0], len(self.seeds)))[seed]
@@ -233,22 +236,31 @@ def method_jobs(c: Comparison, pretrained: dict[str, list[Job]]) -> dict[str, li
         config = c.method_configs()[name]
         jobs[name] = []
         for i, (out, seeds) in enumerate(_jobs(c, c.out / "runs", name)):
-            start = (["finetune", "--from", str(pretrained[pretrained_by(c, name)][i].out)]
-                     if METHODS[name].from_checkpoint else ["train"])
+            after = pretrained[pretrained_by(c, name)][i].out if METHODS[name].from_checkpoint else None
+            start = ["finetune", "--from", str(after)] if after else ["train"]
             retain = ["--dataset", c.dataset] if config.retention is not None else []
             jobs[name].append(Job((*start, "--method", name, "--preset", c.preset, "--steps", str(c.steps),
                                    "--seed", str(seeds[0]), "--seeds", str(len(seeds)), "--out", str(out),
-                                   "--overwrite", *env, *retain, *c.flags_for(config)), out, seeds))
+                                   "--overwrite", *env, *retain, *c.flags_for(config)), out, seeds, after))
     return jobs
 
 
 def _local(jobs: list[Job], workers: int) -> Iterator[Job]:
-    """Run the jobs in local processes, `workers` at a time; yields each as it ends. A failure cancels the jobs
+    """Run the jobs in local processes, `workers` at a time, each as soon as a worker is free and the job it
+    comes `after` has ended, the first such in `jobs`' order; yields each as it ends. A failure cancels the jobs
     not started yet (those running end first). SIGINT or SIGTERM stops the comparison: the running processes
     checkpoint and end, then `Stopped` is raised; the same command run again resumes."""
     processes = Processes()
+    waiting, ended = list(jobs), set()
     with stop_signals() as request, ThreadPoolExecutor(workers) as pool:
-        pending = {pool.submit(_execute, job, processes): job for job in jobs}
+        pending = {}
+
+        def start_ready() -> None:
+            for job in [job for job in waiting if job.after is None or job.after in ended][:workers - len(pending)]:
+                waiting.remove(job)
+                pending[pool.submit(_execute, job, processes)] = job
+
+        start_ready()
         try:
             while pending:
                 done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -257,9 +269,13 @@ def _local(jobs: list[Job], workers: int) -> Iterator[Job]:
                     pool.shutdown(cancel_futures=True)  # waits for the running processes to end
                     raise Stopped(request.exit_code, "comparison stopped; its running runs wrote checkpoints: "
                                   "run the same command again to resume it")
+                finished = []
                 for future in done:
                     future.result()
-                    yield pending.pop(future)
+                    finished.append(pending.pop(future))
+                    ended.add(finished[-1].out)
+                start_ready()
+                yield from finished
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
@@ -287,9 +303,8 @@ def run_comparison(c: Comparison) -> list[dict]:
     if c.download:
         download(c.dataset)
     pretrained = pretrain_jobs(c)
-    _run_all(c, [job for jobs in pretrained.values() for job in jobs])
     methods = method_jobs(c, pretrained)
-    _run_all(c, [job for jobs in methods.values() for job in jobs])
+    _run_all(c, [job for group in (pretrained, methods) for jobs in group.values() for job in jobs])
     results = [result_row(name, seed, job.run_dir(seed))
                for name, jobs in methods.items() for job in jobs for seed in job.seeds]
     with open(c.out / "results.csv", "w", newline="") as f:
