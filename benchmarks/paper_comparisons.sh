@@ -71,7 +71,7 @@ compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTI
         seeds=(--seeds 1 --first-seed "$8")
         run_dir=$dir/seed$8
     fi
-    # The retaining methods first: RLPD (UTD 20) is the longest run and starts at once beside the others.
+    # The retaining methods first: RLPD (UTD 20), the longest run, takes the first worker the pre-trainings leave.
     $wsrl compare --dataset "$dataset" --preset "$preset" --methods "$retention,$no_retention" "${seeds[@]}" \
         --steps "$steps" --offline-steps "$offline_steps" --workers 2 --out "$run_dir"
     keep "$run_dir" "$kept${run_dir#"$dir"}"  # the same layout: KEPT or KEPT/seedSEED

@@ -1,4 +1,5 @@
 import csv
+import itertools
 import json
 import os
 import re
@@ -240,8 +241,7 @@ def test_each_method_starts_once_its_pretraining_ends_and_the_others_do_not_wait
     assert set(starts[:2]) == {"pre_a", "pre_b"} and starts[2] == "free"  # the first ready job in the list's order
     for job, pre in (("after_a", "pre_a"), ("after_b", "pre_b")):
         assert events.index(("start", job)) > events.index(("end", pre))
-    running = [sum(+1 if kind == "start" else -1 for kind, _ in events[:i + 1]) for i in range(len(events))]
-    assert max(running) == 2  # --workers at a time
+    assert max(itertools.accumulate(+1 if kind == "start" else -1 for kind, _ in events)) == 2  # --workers at once
 
     # A failed pre-training: the methods waiting for it never start; the comparison stops with its reason.
     events.clear()

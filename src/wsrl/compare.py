@@ -269,11 +269,10 @@ def _local(jobs: list[Job], workers: int) -> Iterator[Job]:
                     pool.shutdown(cancel_futures=True)  # waits for the running processes to end
                     raise Stopped(request.exit_code, "comparison stopped; its running runs wrote checkpoints: "
                                   "run the same command again to resume it")
-                finished = []
                 for future in done:
                     future.result()
-                    finished.append(pending.pop(future))
-                    ended.add(finished[-1].out)
+                finished = [pending.pop(future) for future in done]
+                ended.update(job.out for job in finished)
                 start_ready()
                 yield from finished
         except BaseException:
