@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# The paper's comparisons (docs/method.md §5) at CPU budgets, 3 seeds each. Run by hand from the repository root
-# after `bash dev.sh test` made .venv; interrupted runs resume (run the same command again):
+# The paper's comparisons (docs/method.md §5) at CPU budgets, 3 seeds each (more on request). Run by hand from the
+# repository root after `bash dev.sh test` made .venv; interrupted runs resume (run the same command again):
 #   bash benchmarks/paper_comparisons.sh cpu [OUT_DIR]        docs/reproduce.md §2: the cpu suite's PointMaze
 #       UMaze and weak Hopper medium data, 6k-8k online steps (about 4.5 hours on a 2-core CPU)
 #   bash benchmarks/paper_comparisons.sh d4rl-like [OUT_DIR]  docs/reproduce.md §5: the d4rl-like suite's Hopper
-#       medium and medium-expert (20k online steps), with the dip after the warmup
-#   bash benchmarks/paper_comparisons.sh pointmaze-large SEED [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
-#       (12k online steps), one seed per call (about 2 hours on a 2-core CPU: SEED = 0, 1, 2 on one machine or
-#       three), its tables and figures over every seed kept in benchmarks/results/pointmaze-large/
+#       medium and medium-expert (20k online steps), with the dip after the warmup, seeds 0-2
+#   bash benchmarks/paper_comparisons.sh hopper-medium|hopper-medium-expert SEEDS [OUT_DIR]  one of them for more
+#       seeds: SEEDS = S or FIRST-LAST (3-4: seeds 3 and 4)
+#   bash benchmarks/paper_comparisons.sh pointmaze-large SEEDS [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
+#       (12k online steps), a seed per call (about 2 hours each on a 2-core CPU: SEEDS = 0, 1, 2 on one machine or
+#       three)
+# A comparison run for SEEDS lands in OUT_DIR/NAME/seedSEEDS/ and its kept runs in benchmarks/results/NAME/seedSEEDS/;
+# its tables and figures are over every seed kept in benchmarks/results/NAME/.
 # Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; its finished runs'
 # light files are kept in benchmarks/results/NAME/ (commit them), and the script prints its two tables (mean ± std
 # over every seed kept there).
 set -euo pipefail
-usage="usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR] | pointmaze-large SEED [OUT_DIR]"
+usage="usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR] \
+| hopper-medium|hopper-medium-expert|pointmaze-large SEEDS [OUT_DIR]"
 part=${1:-}
-if [ "$part" = pointmaze-large ]; then
-    seed=${2:-}
-    [[ $seed =~ ^[0-9]+$ ]] || { echo "$usage (SEED: 0, 1, 2, ...)" >&2; exit 2; }
+if [[ $part =~ ^(hopper-medium|hopper-medium-expert|pointmaze-large)$ ]]; then
+    seeds=${2:-}
+    [[ $seeds =~ ^([0-9]+)(-([0-9]+))?$ ]] && [ "${BASH_REMATCH[3]:-$seeds}" -ge "${BASH_REMATCH[1]}" ] ||
+        { echo "$usage (SEEDS: a seed, 0, or a range, 3-4)" >&2; exit 2; }
     out=${3:-runs/paper-comparisons/d4rl-like}
 else
     out=${2:-runs/paper-comparisons/$part}
@@ -28,7 +34,7 @@ results=benchmarks/results
 # Issue 14's methods (d4rl-like, pointmaze-large): WSRL and its two warmup ablations, the offline learners continued
 # without their data, SAC from scratch; and the methods that keep the data.
 d4rl_no_retention=wsrl,wsrl-no-warmup,wsrl-random-warmup,calql,cql,iql,sac-fast
-d4rl_retention=calql-retain,rlpd
+d4rl_retention=rlpd,calql-retain
 
 tables() {  # tables DIR METHODS...: one markdown table per comma-separated method list, over every finished run
     local dir=$1                                  # in DIR/runs/ and DIR/seedS/runs/
@@ -62,13 +68,14 @@ keep() {  # keep DIR KEPT: config.json, metrics.csv and summary.json of every fi
     done < <(find "$dir" -name summary.json)
 }
 
-compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION [SEED]
-    # 3 seeds into OUT/NAME, or (SEED given) that one seed into OUT/NAME/seedSEED; its finished runs kept in
-    # benchmarks/results/NAME[/seedSEED], the figures and tables then over every seed kept there.
+compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION [SEEDS]
+    # Seeds 0-2 into OUT/NAME, or (SEEDS given: S or FIRST-LAST) those seeds into OUT/NAME/seedSEEDS; its finished
+    # runs kept in benchmarks/results/NAME[/seedSEEDS], the figures and tables then over every seed kept there.
     local dataset=$1 offline_steps=$2 steps=$3 preset=$4 dir=$out/$5 no_retention=$6 retention=$7 seeds=(--seeds 3)
     local run_dir=$dir kept=$results/$5
     if [ $# -ge 8 ]; then
-        seeds=(--seeds 1 --first-seed "$8")
+        local first=${8%-*} last=${8#*-}
+        seeds=(--seeds $((last - first + 1)) --first-seed "$first")
         run_dir=$dir/seed$8
     fi
     # The retaining methods first: RLPD (UTD 20), the longest run, takes the first worker the pre-trainings leave.
@@ -107,15 +114,17 @@ case $part in
     compare wsrl/hopper/medium-v0 5000 8000 cpu hopper $no_retention $retention
     compare wsrl/pointmaze-umaze/waypoint-v0 5000 6000 cpu-maze pointmaze-maze-recipe $no_retention $retention
     ;;
-  d4rl-like)
+  d4rl-like|hopper-medium|hopper-medium-expert)
     # The datasets they need, from the d4rl-like suite (skipped once collected; Hopper's ladder: about 55 minutes
     # of a 2-core CPU). `wsrl collect --suite d4rl-like` makes the whole suite.
     $wsrl collect --suite d4rl-like --out wsrl/hopper-d4rl
     # 20k offline steps (after 5k, the pre-trained Hopper policies scored 1-25 on data of 33) and 20k online steps:
     # the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
-    compare wsrl/hopper-d4rl/medium-v0 20000 20000 cpu hopper-medium $d4rl_no_retention $d4rl_retention
-    compare wsrl/hopper-d4rl/medium-expert-v0 20000 20000 cpu hopper-medium-expert \
-        $d4rl_no_retention $d4rl_retention
+    for name in hopper-medium hopper-medium-expert; do
+        [[ $part =~ ^(d4rl-like|$name)$ ]] || continue
+        compare "wsrl/hopper-d4rl/${name#hopper-}-v0" 20000 20000 cpu "$name" $d4rl_no_retention $d4rl_retention \
+            ${seeds:+"$seeds"}
+    done
     ;;
   pointmaze-large)
     # 12k online steps (the warmup and the dip's window), since `cpu-maze` updates 4-layer critics with max-target
@@ -124,7 +133,7 @@ case $part in
     # waypoint data is the same on every machine (docs/reproduce.md §5.1), so seeds run on different machines add up.
     $wsrl collect --suite d4rl-like --out wsrl/pointmaze-large/waypoint-v0
     compare wsrl/pointmaze-large/waypoint-v0 20000 12000 cpu-maze pointmaze-large \
-        $d4rl_no_retention $d4rl_retention "$seed"
+        $d4rl_no_retention $d4rl_retention "$seeds"
     ;;
   *)
     echo "$usage" >&2
