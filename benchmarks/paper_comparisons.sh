@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's comparisons (docs/method.md §5) at CPU budgets, 3 seeds each (more on request). Run by hand from the
+# The paper's comparisons (docs/method.md §5) at CPU budgets, seeds 0-2 or the SEEDS given. Run by hand from the
 # repository root after `bash dev.sh test` made .venv; interrupted runs resume (run the same command again):
 #   bash benchmarks/paper_comparisons.sh cpu [OUT_DIR]        docs/reproduce.md §2: the cpu suite's PointMaze
 #       UMaze and weak Hopper medium data, 6k-8k online steps (about 4.5 hours on a 2-core CPU)
@@ -10,18 +10,16 @@
 #   bash benchmarks/paper_comparisons.sh pointmaze-large SEEDS [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
 #       (12k online steps), a seed per call (about 2 hours each on a 2-core CPU: SEEDS = 0, 1, 2 on one machine or
 #       three)
-# A comparison run for SEEDS lands in OUT_DIR/NAME/seedSEEDS/ and its kept runs in benchmarks/results/NAME/seedSEEDS/;
-# its tables and figures are over every seed kept in benchmarks/results/NAME/.
-# Each comparison directory gets results.csv, comparison.png, no_retention.png and retention.png; its finished runs'
-# light files are kept in benchmarks/results/NAME/ (commit them), and the script prints its two tables (mean ± std
-# over every seed kept there).
+# Each comparison directory (OUT_DIR/NAME/, or OUT_DIR/NAME/seedSEEDS/) gets results.csv and comparison.png; its
+# finished runs' light files are kept in benchmarks/results/NAME/[seedSEEDS/] (commit them), and no_retention.png,
+# retention.png and the two printed tables (mean ± std) are over every seed kept in benchmarks/results/NAME/.
 set -euo pipefail
 usage="usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR] \
 | hopper-medium|hopper-medium-expert|pointmaze-large SEEDS [OUT_DIR]"
 part=${1:-}
 if [[ $part =~ ^(hopper-medium|hopper-medium-expert|pointmaze-large)$ ]]; then
-    seeds=${2:-}
-    [[ $seeds =~ ^([0-9]+)(-([0-9]+))?$ ]] && [ "${BASH_REMATCH[3]:-$seeds}" -ge "${BASH_REMATCH[1]}" ] ||
+    seed_range=${2:-}  # S or FIRST-LAST
+    [[ $seed_range =~ ^[0-9]+(-[0-9]+)?$ ]] && ((${seed_range#*-} >= ${seed_range%-*})) ||
         { echo "$usage (SEEDS: a seed, 0, or a range, 3-4)" >&2; exit 2; }
     out=${3:-runs/paper-comparisons/d4rl-like}
 else
@@ -120,10 +118,11 @@ case $part in
     $wsrl collect --suite d4rl-like --out wsrl/hopper-d4rl
     # 20k offline steps (after 5k, the pre-trained Hopper policies scored 1-25 on data of 33) and 20k online steps:
     # the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
-    for name in hopper-medium hopper-medium-expert; do
-        [[ $part =~ ^(d4rl-like|$name)$ ]] || continue
+    names=(hopper-medium hopper-medium-expert)
+    [ "$part" = d4rl-like ] || names=("$part")
+    for name in "${names[@]}"; do
         compare "wsrl/hopper-d4rl/${name#hopper-}-v0" 20000 20000 cpu "$name" $d4rl_no_retention $d4rl_retention \
-            ${seeds:+"$seeds"}
+            ${seed_range:+"$seed_range"}
     done
     ;;
   pointmaze-large)
@@ -133,7 +132,7 @@ case $part in
     # waypoint data is the same on every machine (docs/reproduce.md §5.1), so seeds run on different machines add up.
     $wsrl collect --suite d4rl-like --out wsrl/pointmaze-large/waypoint-v0
     compare wsrl/pointmaze-large/waypoint-v0 20000 12000 cpu-maze pointmaze-large \
-        $d4rl_no_retention $d4rl_retention "$seeds"
+        $d4rl_no_retention $d4rl_retention "$seed_range"
     ;;
   *)
     echo "$usage" >&2
