@@ -8,7 +8,7 @@
 #   bash benchmarks/paper_comparisons.sh hopper-medium|hopper-medium-expert SEEDS [OUT_DIR]  one of them for more
 #       seeds: SEEDS = S or FIRST-LAST (3-4: seeds 3 and 4)
 #   bash benchmarks/paper_comparisons.sh pointmaze-large SEEDS [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
-#       (12k online steps), a seed per call (about 2 hours each on a 2-core CPU: SEEDS = 0, 1, 2, 3 on one machine or
+#       (12k online steps), a seed per call (about 2 hours each on a 2-core CPU: SEEDS = 0, 1, 2, 3, 4 on one machine or
 #       several)
 # Each comparison directory (OUT_DIR/NAME/, or OUT_DIR/NAME/seedSEEDS/) gets results.csv and comparison.png; its
 # finished runs' light files are kept in benchmarks/results/NAME/[seedSEEDS/] (commit them), and no_retention.png,
