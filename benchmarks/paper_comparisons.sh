@@ -116,6 +116,17 @@ case $part in
     # The datasets they need, from the d4rl-like suite (skipped once collected; Hopper's ladder: about 55 minutes
     # of a 2-core CPU). `wsrl collect --suite d4rl-like` makes the whole suite.
     $wsrl collect --suite d4rl-like --out wsrl/hopper-d4rl
+    # The kept runs used the ladder's first instance (docs/reproduce.md §5.1: medium 232 episodes, medium-expert 340);
+    # SAC on some hosts (Intel Xeon with AVX-512) makes another, and seeds run on it must not join the kept ones.
+    for id in medium:232 medium-expert:340; do
+        episodes=$($wsrl data info "wsrl/hopper-d4rl/${id%:*}-v0" | awk '$1 == "episodes" {print $2}')
+        [ "$episodes" = "${id#*:}" ] || {
+            echo "paper_comparisons.sh: wsrl/hopper-d4rl/${id%:*}-v0 has $episodes episodes, not the ${id#*:} of the" \
+                "data behind benchmarks/results/ (docs/reproduce.md §5.1): run it on a host whose ladder gives" \
+                "that data (AMD EPYC with AVX2 did)" >&2
+            exit 2
+        }
+    done
     # 20k offline steps (after 5k, the pre-trained Hopper policies scored 1-25 on data of 33) and 20k online steps:
     # the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
     names=(hopper-medium hopper-medium-expert)
