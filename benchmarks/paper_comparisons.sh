@@ -7,6 +7,8 @@
 #       medium and medium-expert (20k online steps), with the dip after the warmup, seeds 0-2
 #   bash benchmarks/paper_comparisons.sh hopper-medium|hopper-medium-expert SEEDS [OUT_DIR]  one of them for more
 #       seeds: SEEDS = S or FIRST-LAST (3-4: seeds 3 and 4)
+#   bash benchmarks/paper_comparisons.sh bookkeeping [OUT_DIR]  docs/reproduce.md §5.3: WSRL and its pre-training with
+#       the reference code's optimiser bookkeeping and without, Hopper medium (about 1.5 hours on a 2-core CPU)
 #   bash benchmarks/paper_comparisons.sh pointmaze-large SEEDS [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
 #       (12k online steps), a seed per call (about 2 hours each on a 2-core CPU: SEEDS = 0, 1, 2, 3, 4 on one machine or
 #       several)
@@ -14,7 +16,7 @@
 # finished runs' light files are kept in benchmarks/results/NAME/[seedSEEDS/] (commit them), and no_retention.png,
 # retention.png and the two printed tables (mean ± std) are over every seed kept in benchmarks/results/NAME/.
 set -euo pipefail
-usage="usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like [OUT_DIR] \
+usage="usage: bash benchmarks/paper_comparisons.sh cpu|d4rl-like|bookkeeping [OUT_DIR] \
 | hopper-medium|hopper-medium-expert|pointmaze-large SEEDS [OUT_DIR]"
 part=${1:-}
 if [[ $part =~ ^(hopper-medium|hopper-medium-expert|pointmaze-large)$ ]]; then
@@ -64,6 +66,18 @@ keep() {  # keep DIR KEPT: config.json, metrics.csv and summary.json of every fi
             [ ! -f "$dir/$run/$file" ] || cp "$dir/$run/$file" "$kept/$run/"
         done
     done < <(find "$dir" -name summary.json)
+}
+
+instance() {  # instance LEVEL EPISODES WHICH HOST: stop unless wsrl/hopper-d4rl/LEVEL-v0 is the data the kept runs used
+    # The Hopper ladder's SAC run, and so its data, depends on the host's floating point (docs/reproduce.md §5.1): runs
+    # on another instance of the data must not join the kept ones.
+    local id=wsrl/hopper-d4rl/$1-v0 episodes
+    episodes=$($wsrl data info "$id" | awk '$1 == "episodes" {print $2}')
+    [ "$episodes" = "$2" ] || {
+        echo "paper_comparisons.sh: $id has $episodes episodes, not the $2 of the data behind benchmarks/results/" \
+            "(docs/reproduce.md §5.1, its $3 instance): run it on a host whose ladder gives that data ($4 did)" >&2
+        exit 2
+    }
 }
 
 compare() {  # compare DATASET OFFLINE_STEPS ONLINE_STEPS PRESET NAME NO_RETENTION RETENTION [SEEDS]
@@ -116,17 +130,9 @@ case $part in
     # The datasets they need, from the d4rl-like suite (skipped once collected; Hopper's ladder: about 55 minutes
     # of a 2-core CPU). `wsrl collect --suite d4rl-like` makes the whole suite.
     $wsrl collect --suite d4rl-like --out wsrl/hopper-d4rl
-    # The kept runs used the ladder's first instance (docs/reproduce.md §5.1: medium 232 episodes, medium-expert 340);
-    # SAC on some hosts (Intel Xeon with AVX-512) makes another, and seeds run on it must not join the kept ones.
-    for id in medium:232 medium-expert:340; do
-        episodes=$($wsrl data info "wsrl/hopper-d4rl/${id%:*}-v0" | awk '$1 == "episodes" {print $2}')
-        [ "$episodes" = "${id#*:}" ] || {
-            echo "paper_comparisons.sh: wsrl/hopper-d4rl/${id%:*}-v0 has $episodes episodes, not the ${id#*:} of the" \
-                "data behind benchmarks/results/ (docs/reproduce.md §5.1): run it on a host whose ladder gives" \
-                "that data (AMD EPYC with AVX2 did)" >&2
-            exit 2
-        }
-    done
+    # The kept runs used the ladder's first instance (docs/reproduce.md §5.1: medium 232 episodes, medium-expert 340).
+    instance medium 232 first "AMD EPYC with AVX2"
+    instance medium-expert 340 first "AMD EPYC with AVX2"
     # 20k offline steps (after 5k, the pre-trained Hopper policies scored 1-25 on data of 33) and 20k online steps:
     # the warmup (K = 2000 in the cpu presets) and the 10k-step window of the dip, then 8k more.
     names=(hopper-medium hopper-medium-expert)
@@ -135,6 +141,36 @@ case $part in
         compare "wsrl/hopper-d4rl/${name#hopper-}-v0" 20000 20000 cpu "$name" $d4rl_no_retention $d4rl_retention \
             ${seed_range:+"$seed_range"}
     done
+    ;;
+  bookkeeping)
+    # docs/reproduce.md §5.3: WSRL and its CQL pre-training with the reference code's optimiser bookkeeping (every
+    # preset's: docs/method.md §2.4) against the clean one (--no-step-all-optimizers); Hopper medium, seeds 0-2, the
+    # d4rl-like comparisons' budgets. The two arms run side by side, one process each.
+    $wsrl collect --suite d4rl-like --out wsrl/hopper-d4rl
+    instance medium 366 second "Intel Xeon with AVX-512"
+    dir=$out/hopper-medium kept=$results/bookkeeping-hopper-medium
+    pids=()
+    for arm in reference clean; do
+        flags=()
+        [ $arm = reference ] || flags=(--no-step-all-optimizers)
+        $wsrl compare --dataset wsrl/hopper-d4rl/medium-v0 --preset cpu --methods wsrl --seeds 3 --steps 20000 \
+            --offline-steps 20000 --out "$dir/$arm" ${flags[@]+"${flags[@]}"} &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    # Kept as KEPT/ARM/{pretrain/cql,runs/wsrl}; the figures and the table label the arms through links.
+    links=$(mktemp -d)
+    mkdir "$links/pretrain" "$links/runs"
+    for arm in reference clean; do
+        keep "$dir/$arm" "$kept/$arm"
+        ln -s "$PWD/$kept/$arm/pretrain/cql" "$links/pretrain/cql-$arm"
+        ln -s "$PWD/$kept/$arm/runs/wsrl" "$links/runs/wsrl-$arm"
+    done
+    $wsrl plot "$links"/pretrain/cql-{reference,clean} --out "$dir/pretrain.png" \
+        --title "wsrl/hopper-d4rl/medium-v0, cpu: CQL pre-training, optimiser bookkeeping"
+    figure "$links" wsrl-reference,wsrl-clean "$dir/wsrl.png" "wsrl/hopper-d4rl/medium-v0, cpu: WSRL, optimiser bookkeeping"
+    tables "$links" wsrl-reference,wsrl-clean
+    rm -r "$links"
     ;;
   pointmaze-large)
     # 12k online steps (the warmup and the dip's window), since `cpu-maze` updates 4-layer critics with max-target

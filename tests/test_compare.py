@@ -188,6 +188,25 @@ def test_compare_refuses_flags_that_would_override_a_methods_settings(tmp_path, 
     assert not (tmp_path / "c").exists()
 
 
+def test_compare_passes_the_no_form_of_a_boolean_flag_to_every_run_that_has_it(tmp_path):
+    from wsrl.compare import Comparison, method_jobs, pretrain_jobs
+    from wsrl.errors import UserError
+
+    c = Comparison("data", ("wsrl", "sac-fast"), 1, 10, 10, tmp_path, preset="cpu", env="Hopper-v5",
+                   extra_flags=("--no-step-all-optimizers", "--buffer-capacity", "500"))
+    c.validate()
+    pretrained = pretrain_jobs(c)
+    jobs = method_jobs(c, pretrained)
+    for job in (*pretrained["cql"], *jobs["wsrl"], *jobs["sac-fast"]):
+        assert "--no-step-all-optimizers" in job.args
+    for job in (*jobs["wsrl"], *jobs["sac-fast"]):
+        assert job.args[job.args.index("--no-step-all-optimizers") + 1:][:2] == ("--buffer-capacity", "500")
+    assert "--buffer-capacity" not in pretrained["cql"][0].args  # offline runs have no buffer to size
+    for token in ("--no-eval-episodes", "--no-such-flag"):  # not a boolean flag, not a flag
+        with pytest.raises(UserError, match=f"unknown flag\\(s\\) {token} "):
+            Comparison("data", ("wsrl",), 1, 10, 10, tmp_path, preset="cpu", extra_flags=(token,)).validate()
+
+
 def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
     from wsrl import compare
 

@@ -75,16 +75,17 @@ class Comparison:
                             f"{self.cpus_per_run}, {self.gpus_per_run})")
         runs = [*self.pretrain_configs().values(), *self.method_configs().values()]
         groups = flag_groups(self.extra_flags)
-        unknown = [g[0] for g in groups if not any(g[0] in flag_values(config) for config in runs)]
+        unknown = [g[0] for g in groups if not any(config_flag(g[0], flag_values(config)) for config in runs)]
         if unknown:
             raise UserError(f"unknown flag(s) {', '.join(unknown)} (see `wsrl compare --help`, `wsrl finetune "
                             "--help`)")
         base = flag_values(online_preset(self.preset))
-        for flag, *_ in groups:
+        for token, *_ in groups:
+            flag = config_flag(token, base) or token
             clashing = [m for m, config in self.method_configs().items()
                         if flag in base and flag_values(config).get(flag, base[flag]) != base[flag]]
             if clashing:
-                raise UserError(f"{flag} would override what --methods {', '.join(clashing)} set; drop it (each "
+                raise UserError(f"{token} would override what --methods {', '.join(clashing)} set; drop it (each "
                                 "method's settings are part of what is compared)")
 
     def pretrain_configs(self) -> dict[str, object]:
@@ -98,7 +99,16 @@ class Comparison:
     def flags_for(self, config: object) -> list[str]:
         """The pass-through flags (with their values) that `config` has."""
         known = flag_values(config)
-        return [token for group in flag_groups(self.extra_flags) if group[0] in known for token in group]
+        return [token for group in flag_groups(self.extra_flags) if config_flag(group[0], known) for token in group]
+
+
+def config_flag(token: str, known: dict[str, object]) -> str | None:
+    """The flag of `known` that command-line flag `token` sets (`--no-X` sets the boolean `--X`), or None."""
+    if token in known:
+        return token
+    if token.startswith("--no-") and isinstance(known.get("--" + token[5:]), bool):
+        return "--" + token[5:]
+    return None
 
 
 def flag_groups(tokens: tuple[str, ...]) -> list[list[str]]:
