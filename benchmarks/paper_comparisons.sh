@@ -8,7 +8,8 @@
 #   bash benchmarks/paper_comparisons.sh hopper-medium|hopper-medium-expert SEEDS [OUT_DIR]  one of them for more
 #       seeds: SEEDS = S or FIRST-LAST (3-4: seeds 3 and 4)
 #   bash benchmarks/paper_comparisons.sh bookkeeping [OUT_DIR]  docs/reproduce.md §5.3: WSRL and its pre-training with
-#       the reference code's optimiser bookkeeping and without, Hopper medium (about 1.5 hours on a 2-core CPU)
+#       the reference code's optimiser bookkeeping and without, Hopper medium, seeds 0-2 (about 70 minutes on a
+#       2-core CPU once the Hopper ladder is collected)
 #   bash benchmarks/paper_comparisons.sh pointmaze-large SEEDS [OUT_DIR]  docs/reproduce.md §5: PointMaze Large
 #       (12k online steps), a seed per call (about 2 hours each on a 2-core CPU: SEEDS = 0, 1, 2, 3, 4 on one machine or
 #       several)
@@ -168,7 +169,8 @@ case $part in
     done
     $wsrl plot "$links"/pretrain/cql-{reference,clean} --out "$dir/pretrain.png" \
         --title "wsrl/hopper-d4rl/medium-v0, cpu: CQL pre-training, optimiser bookkeeping"
-    figure "$links" wsrl-reference,wsrl-clean "$dir/wsrl.png" "wsrl/hopper-d4rl/medium-v0, cpu: WSRL, optimiser bookkeeping"
+    figure "$links" wsrl-reference,wsrl-clean "$dir/wsrl.png" \
+        "wsrl/hopper-d4rl/medium-v0, cpu: WSRL, optimiser bookkeeping"
     tables "$links" wsrl-reference,wsrl-clean
     rm -r "$links"
     ;;
