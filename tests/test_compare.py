@@ -205,6 +205,9 @@ def test_compare_passes_the_no_form_of_a_boolean_flag_to_every_run_that_has_it(t
     for token in ("--no-eval-episodes", "--no-such-flag"):  # not a boolean flag, not a flag
         with pytest.raises(UserError, match=f"unknown flag\\(s\\) {token} "):
             Comparison("data", ("wsrl",), 1, 10, 10, tmp_path, preset="cpu", extra_flags=(token,)).validate()
+    with pytest.raises(UserError, match="--no-step-all-optimizers would override what --methods rlpd set"):
+        Comparison("data", ("wsrl", "rlpd"), 1, 10, 10, tmp_path, preset="cpu",
+                   extra_flags=("--no-step-all-optimizers",)).validate()  # RLPD's own code steps only one network
 
 
 def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
