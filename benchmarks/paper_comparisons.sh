@@ -159,20 +159,16 @@ case $part in
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
-    # Kept as KEPT/ARM/{pretrain/cql,runs/wsrl}; the figures and the table label the arms through links.
-    links=$(mktemp -d)
-    mkdir "$links/pretrain" "$links/runs"
+    # Kept as KEPT/pretrain/cql-ARM and KEPT/runs/wsrl-ARM: a curve's and a table row's label is its directory's name.
     for arm in reference clean; do
-        keep "$dir/$arm" "$kept/$arm"
-        ln -s "$PWD/$kept/$arm/pretrain/cql" "$links/pretrain/cql-$arm"
-        ln -s "$PWD/$kept/$arm/runs/wsrl" "$links/runs/wsrl-$arm"
+        keep "$dir/$arm/pretrain/cql" "$kept/pretrain/cql-$arm"
+        keep "$dir/$arm/runs/wsrl" "$kept/runs/wsrl-$arm"
     done
-    $wsrl plot "$links"/pretrain/cql-{reference,clean} --out "$dir/pretrain.png" \
+    $wsrl plot "$kept"/pretrain/cql-{reference,clean} --out "$dir/pretrain.png" \
         --title "wsrl/hopper-d4rl/medium-v0, cpu: CQL pre-training, optimiser bookkeeping"
-    figure "$links" wsrl-reference,wsrl-clean "$dir/wsrl.png" \
+    figure "$kept" wsrl-reference,wsrl-clean "$dir/wsrl.png" \
         "wsrl/hopper-d4rl/medium-v0, cpu: WSRL, optimiser bookkeeping"
-    tables "$links" wsrl-reference,wsrl-clean
-    rm -r "$links"
+    tables "$kept" wsrl-reference,wsrl-clean
     ;;
   pointmaze-large)
     # 12k online steps (the warmup and the dip's window), since `cpu-maze` updates 4-layer critics with max-target
