@@ -37,6 +37,7 @@ from wsrl.config import (
     SACConfig,
     class_flags,
     flag_values,
+    positive_flag,
 )
 from wsrl.errors import Diverged, Stopped, UserError
 from wsrl.presets import DEFAULT_PRESET, PRESETS, offline_preset, online_preset
@@ -125,8 +126,7 @@ def _methods_with(part: Callable[[OnlineConfig], object]) -> str:
 
 def _refusal(flag: str, command: str, known: argparse.Namespace, base: Any) -> str | None:
     """Why `flag` does not apply to this command, method or algorithm (None: it applies, or is unknown)."""
-    if flag.startswith("--no-"):
-        flag = "--" + flag[5:]
+    flag = positive_flag(flag)
     if flag in flag_values(base):
         return None
     if command == "pretrain":

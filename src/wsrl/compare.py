@@ -24,7 +24,7 @@ from typing import IO
 
 import numpy as np
 
-from wsrl.config import flag_values
+from wsrl.config import flag_values, positive_flag
 from wsrl.data.loaders import download, read_dataset
 from wsrl.errors import Stopped, UserError
 from wsrl.plots import mean_over_steps, plot_runs, read_run
@@ -106,9 +106,8 @@ def config_flag(token: str, known: dict[str, object]) -> str | None:
     """The flag of `known` that command-line flag `token` sets (`--no-X` sets the boolean `--X`), or None."""
     if token in known:
         return token
-    if token.startswith("--no-") and isinstance(known.get("--" + token[5:]), bool):
-        return "--" + token[5:]
-    return None
+    flag = positive_flag(token)
+    return flag if flag != token and isinstance(known.get(flag), bool) else None
 
 
 def flag_groups(tokens: tuple[str, ...]) -> list[list[str]]:

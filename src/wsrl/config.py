@@ -484,6 +484,11 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
+def positive_flag(token: str) -> str:
+    """A boolean flag's name from either of its command-line forms: '--no-x' -> '--x'; other tokens unchanged."""
+    return "--" + token[5:] if token.startswith("--no-") else token
+
+
 def class_flags(cls: type) -> list[str]:
     """The flags of a config class's own leaf fields (nested sub-configs and suppressed fields excluded)."""
     hints = typing.get_type_hints(cls, include_extras=True)
