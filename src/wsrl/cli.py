@@ -256,7 +256,8 @@ class CollectCommand:
     id."""
     suite: str | None = None
     """Collect every dataset of a suite: a TOML file, or the name of one shipped with wsrl (e.g. cpu)."""
-    from_path: Annotated[str | None, _arg("policy recipe: run or checkpoint directory", name="from")] = None
+    from_path: Annotated[str | None, _arg("policy recipe: run or checkpoint directory; demos, dapg, adroit-binary: "
+                                          "a hand_dapg checkout or its file", name="from")] = None
     overwrite: bool = False
     """Replace an existing dataset of that id."""
     config: CollectConfig = CollectConfig()

@@ -328,8 +328,7 @@ def result_row(method: str, seed: int, run_dir: Path) -> dict:
     """Score at the start and end of fine-tuning, the dip (the lowest evaluation in the first `DIP_WINDOW` online
     steps after the warmup: K < step <= K + DIP_WINDOW), the area under the curve, and the regret on goal tasks."""
     run = read_run(run_dir)
-    key = "eval_normalized_score" if len(run["eval_normalized_score"][0]) else "eval_return"
-    x, y = run[key]
+    x, y = run[run["score_key"]]
     auc = mean_over_steps(x, y)
     after_warmup = (x > run["warmup"]) & (x <= run["warmup"] + DIP_WINDOW)
     dip = float(y[after_warmup].min()) if after_warmup.any() else ""

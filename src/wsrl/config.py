@@ -403,11 +403,15 @@ class CollectConfig:
 
     env: str = "Hopper-v5"
     """Gymnasium environment id to collect in."""
-    recipe: Literal["random", "policy", "sac-ladder", "waypoint"] = "random"
+    recipe: Literal["random", "policy", "sac-ladder", "waypoint", "demos", "dapg", "adroit-binary"] = "random"
     """random: uniform actions; policy: rollouts of a wsrl checkpoint (--from); sac-ladder: SAC's medium,
-    medium-replay, expert and medium-expert datasets; waypoint: maze planner + noisy PD controller (PointMaze)."""
+    medium-replay, expert and medium-expert datasets; waypoint: maze planner + noisy PD controller (PointMaze);
+    demos: a DAPG demonstrations file replayed (--from); dapg: sampled rollouts of a DAPG expert policy (--from);
+    adroit-binary: the paper's Adroit binary data, demonstrations + behaviour-cloned rollouts (--from: a
+    hand_dapg checkout)."""
     steps: int = 100_000
-    """Environment steps to record (sac-ladder: SAC training steps)."""
+    """Environment steps to record (sac-ladder: SAC training steps; adroit-binary: of the behaviour-cloned
+    rollouts, in whole episodes; demos: unused, every demonstration is replayed)."""
     seed: int = 0
     """Seed of the environment and of the actions: the same seed gives the same dataset (sac-ladder: on the same
     machine; SAC trained on another machine can pick other snapshots, docs/reproduce.md §5.1)."""
@@ -434,6 +438,9 @@ class CollectConfig:
                             "--ladder-patience >= 0")
         if self.recipe == "policy" and from_path is None:
             raise UserError("the policy recipe needs --from RUN_OR_CHECKPOINT (a policy to roll out)")
+        if self.recipe in ("demos", "dapg", "adroit-binary") and from_path is None:
+            raise UserError(f"the {self.recipe} recipe needs --from: a checkout of github.com/aravindr93/hand_dapg "
+                            "(or its demonstrations / policy file)")
 
 
 # --- to and from JSON ---------------------------------------------------------------------------------

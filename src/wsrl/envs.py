@@ -26,6 +26,11 @@ REFERENCE_SCORES: dict[str, tuple[float, float]] = {
 }
 
 
+# Episode lengths of the D4RL datasets and the paper where the Gymnasium registration differs: gymnasium-robotics
+# registers AdroitHandPen-v1 with 200 steps, D4RL / Minari pen data and Cal-QL's pen-binary use 100.
+EPISODE_STEPS = {"pen": 100}
+
+
 def task_family(env_id: str) -> str | None:
     """The REFERENCE_SCORES key of an env id ('Hopper-v5' -> 'hopper'), or None when unknown."""
     name = env_id.split("/")[-1].split("-")[0].lower()
@@ -108,6 +113,15 @@ class SuccessTask(gym.Wrapper):
         return obs, reward, terminated or (self.terminate_on_success and success), truncated, info
 
 
+def binary_rewards(env: gym.Env) -> bool:
+    """Whether `env`'s rewards are the binary -1 / 0 of `SuccessTask` rather than the task's own."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, SuccessTask) and env.binary_reward:
+            return True
+        env = env.env
+    return False
+
+
 class RewardTransform(gym.Wrapper):
     """r -> scale * r + bias on the training env only; the untransformed reward stays in info['raw_reward']."""
 
@@ -137,13 +151,15 @@ def _ensure_registered(env_id: str) -> None:
 
 def make_env(env_id: str, reward_scale: float = 1.0, reward_bias: float = 0.0, binary_reward: bool = False,
              terminate_on_success: bool = False) -> gym.Env:
-    """Make `env_id` with flat observations and actions in [-1, 1], plus the task's success rules.
+    """Make `env_id` with flat observations and actions in [-1, 1], plus the task's success rules (and the paper's
+    episode length where it differs from the registration: EPISODE_STEPS).
 
     The reward transform (training env only) is added only when it is not the identity.
     """
     try:
         _ensure_registered(env_id)
-        env = gym.make(env_id)
+        steps = EPISODE_STEPS.get(task_family(env_id) or "")
+        env = gym.make(env_id, **({"max_episode_steps": steps} if steps else {}))
     except gym.error.Error as e:
         raise UserError(f"unknown environment {env_id!r} ({e}); use a Gymnasium id such as Hopper-v5") from None
     if isinstance(env.observation_space, gym.spaces.Dict) and "desired_goal" in env.observation_space.spaces:

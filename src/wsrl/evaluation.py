@@ -8,7 +8,7 @@ import numpy as np
 
 from wsrl import checkpoint
 from wsrl.agents import agent_from_meta
-from wsrl.envs import make_env, normalized_score, space_dims, success_flag
+from wsrl.envs import binary_rewards, make_env, normalized_score, space_dims, success_flag
 
 EVAL_ACTION_LIMIT = 0.99999
 
@@ -23,6 +23,7 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, env_id: str,
              reference: tuple[float, float] | None = None, guide=None, guide_steps: int = 0) -> dict[str, float]:
     """Run `episodes` episodes of tanh(mean) actions (clipped to +-0.99999) on the unscaled-reward env.
 
+    No normalised score on a binary-reward env: the reference returns are of the task's own rewards.
     Episode i starts from reset(seed=seed + i), so every evaluation of a run sees the same start states.
     With a `guide` (JSRL), the guide's deterministic actions are taken for the first `guide_steps` steps.
     """
@@ -46,7 +47,7 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, env_id: str,
             successes.append(float(success))
     result = {"eval_return": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
               "eval_length": float(np.mean(lengths))}
-    score = normalized_score(env_id, result["eval_return"], reference)
+    score = None if binary_rewards(env) else normalized_score(env_id, result["eval_return"], reference)
     if score is not None:
         result["eval_normalized_score"] = score
     if successes:

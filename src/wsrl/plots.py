@@ -41,8 +41,22 @@ def read_run(run_dir: Path) -> dict:
         return (np.array([p[0] for p in points]), np.array([p[1] for p in points])) if points else (
             np.zeros(0), np.zeros(0))
 
-    return {"label": run_label(run_dir), "x_key": x_key, "warmup": 0 if offline else config.get("warmup_steps", 0),
-            **{k: series(k) for k in ("eval_return", "eval_normalized_score", "eval_success", "q_mean")}}
+    run = {"label": run_label(run_dir), "x_key": x_key, "warmup": 0 if offline else config.get("warmup_steps", 0),
+           **{k: series(k) for k in ("eval_return", "eval_normalized_score", "eval_success", "q_mean")}}
+    return {**run, "score_key": score_key(run, bool(config.get("binary_reward")))}
+
+
+SCORE_NAMES = {"eval_success": "success rate", "eval_normalized_score": "normalised score",
+               "eval_return": "evaluation return"}
+
+
+def score_key(run: dict, binary_reward: bool) -> str:
+    """The one place a run's score is chosen: the success rate on binary-reward tasks (Adroit binary: the paper's
+    measure; their return only counts steps), else the normalised score where the task has reference returns, else
+    the evaluation return."""
+    if binary_reward and len(run["eval_success"][0]):
+        return "eval_success"
+    return "eval_normalized_score" if len(run["eval_normalized_score"][0]) else "eval_return"
 
 
 def mean_over_steps(x: np.ndarray, y: np.ndarray) -> float:
@@ -98,13 +112,14 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
     runs = [read_run(Path(d)) for d in run_dirs]
     for run, label in zip(runs, labels or [], strict=False):
         run["label"] = label
-    score_key = "eval_normalized_score" if all(len(r["eval_normalized_score"][0]) for r in runs) else "eval_return"
-    panels = [(score_key, "normalised score" if score_key == "eval_normalized_score" else "evaluation return")]
-    if any(len(r["eval_success"][0]) for r in runs):
+    keys = {r["score_key"] for r in runs}
+    key = keys.pop() if len(keys) == 1 else "eval_return"
+    panels = [(key, SCORE_NAMES[key])]
+    if key != "eval_success" and any(len(r["eval_success"][0]) for r in runs):
         panels.append(("eval_success", "success rate"))
     if any(len(r["q_mean"][0]) for r in runs):
         panels.append(("q_mean", "mean Q on sampled batch"))
-    if not any(len(r[score_key][0]) for r in runs):
+    if not any(len(r[key][0]) for r in runs):
         raise UserError("none of the runs logged an evaluation; nothing to plot")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     rng = np.random.default_rng(0)

@@ -159,14 +159,14 @@ def _param_space(spec: Spec) -> dict[str, Any]:
 
 
 def scores(run_dir: Path) -> list[tuple[int, float]]:
-    """(step, score) of each evaluation every seed of the run has made so far: the normalised score (else the
-    return), averaged over seeds."""
+    """(step, score) of each evaluation every seed of the run has made so far (the score of `plots.score_key`),
+    averaged over seeds."""
     curves = []
     for member in members(run_dir):
         if not (member / "metrics.csv").is_file():
             return []
         run = read_run(member)
-        curves.append(run["eval_normalized_score"] if len(run["eval_normalized_score"][0]) else run["eval_return"])
+        curves.append(run[run["score_key"]])
     n = min(len(x) for x, _ in curves)
     return [(int(curves[0][0][i]), float(np.mean([y[i] for _, y in curves]))) for i in range(n)]
 

@@ -2,7 +2,7 @@
 
 random: uniform actions; policy: rollouts of a checkpoint; sac-ladder: D4RL-style medium / medium-replay /
 expert / medium-expert datasets from one SAC training run; waypoint: a maze planner with a noisy PD controller
-(PointMaze).
+(PointMaze); demos, dapg, adroit-binary: from the DAPG release (`adroit.py`).
 
 Recipes that train (sac-ladder) run the online loop, so this package sits above `train/`.
 """
@@ -20,6 +20,8 @@ import numpy as np
 
 from wsrl import __version__, checkpoint
 from wsrl.agents import agent_from_meta
+from wsrl.collect import adroit
+from wsrl.collect.dapg import read_demos, read_policy
 from wsrl.collect.minari_writer import write_minari
 from wsrl.config import CollectConfig, OnlineConfig, SACConfig
 from wsrl.data.loaders import episodes_from_flat, find_minari, minari_root
@@ -283,15 +285,28 @@ def collect(config: CollectConfig, dataset_id: str, from_path: str | None = None
     env = make_env(config.env)
     env.action_space.seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    description = {"recipe": config.recipe, "seed": config.seed, "steps": config.steps, "policy": from_path,
+                   "action_noise": config.action_noise, "epsilon": config.epsilon, "wsrl_version": __version__}
+    if config.recipe in ("demos", "adroit-binary"):
+        task = adroit.adroit_task(config.env)
+        if config.recipe == "demos":
+            episodes, gap = adroit.replay_demos(env, read_demos(adroit.release_file(from_path, "demos", task)))
+            made = {"replay_max_observation_gap": gap}
+        else:
+            bc_episodes = math.ceil(config.steps / env.spec.max_episode_steps)
+            episodes, made = adroit.adroit_binary(env, from_path, task, bc_episodes, config.seed)
+        return [write_minari(dataset_id, episodes, env, config.env, {**description, **made}, overwrite)]
     if config.recipe == "random":
         policy: Policy = lambda obs: rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)  # noqa: E731
     elif config.recipe == "waypoint":
         policy = WaypointController(env, rng, config.action_noise)
+    elif config.recipe == "dapg":
+        policy_file = adroit.release_file(from_path, "policy", adroit.adroit_task(config.env))
+        dapg = adroit.dapg_sampler(read_policy(policy_file), env, rng)
+        policy = lambda obs: np.clip(dapg(obs), -1.0, 1.0).astype(np.float32)  # noqa: E731
     else:
         policy = checkpoint_policy(from_path, env, rng, config.action_noise, config.epsilon)
     episodes = rollouts(env, policy, config.steps, config.seed, f"collect {config.recipe}")
-    description = {"recipe": config.recipe, "seed": config.seed, "steps": config.steps, "policy": from_path,
-                   "action_noise": config.action_noise, "epsilon": config.epsilon, "wsrl_version": __version__}
     return [write_minari(dataset_id, episodes, env, config.env, description, overwrite)]
 
 
