@@ -52,8 +52,9 @@ def test_a_flag_the_method_or_algorithm_does_not_use_is_refused_with_its_reason(
 
 def test_no_reason_is_given_for_a_flag_that_applies():
     """The table above is complete: every other flag of a method appears in its help and is not refused."""
-    from wsrl.cli import _base, _refusal
     from wsrl.config import flag_values
+    from wsrl.resolve import base as _base
+    from wsrl.resolve import refusal as _refusal
 
     for (command, name), refused in REFUSED.items():
         known, base = _base(command, ["--method", name])

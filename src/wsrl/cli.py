@@ -27,21 +27,12 @@ from tyro.conf import Positional
 
 from wsrl.config import (
     CollectConfig,
-    ContinuedConfig,
-    CQLConfig,
-    IQLConfig,
-    JSRLConfig,
-    OfflineConfig,
-    OnlineConfig,
-    RetentionConfig,
-    SACConfig,
-    class_flags,
-    flag_values,
-    positive_flag,
 )
 from wsrl.errors import Diverged, Stopped, UserError
-from wsrl.presets import DEFAULT_PRESET, PRESETS, offline_preset, online_preset
-from wsrl.presets.methods import METHODS, method
+from wsrl.presets import DEFAULT_PRESET, PRESETS
+from wsrl.presets.methods import METHODS
+from wsrl.resolve import base as base_config
+from wsrl.resolve import env_of_checkpoint, refuse_inapplicable
 
 COMMANDS = {
     "demo": "the whole method in minutes: random data -> CQL pre-training -> WSRL fine-tuning -> table and plot",
@@ -97,75 +88,6 @@ def _arg(help: str, **kwargs: Any) -> Any:
 # --- pretrain / train / finetune ----------------------------------------------------------------------------
 
 
-def _base(command: str, args: Sequence[str]) -> tuple[argparse.Namespace, OnlineConfig | OfflineConfig]:
-    """The options that choose the config (preset, algo, method, checkpoint) and the config they give."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default=DEFAULT_PRESET)
-    pre.add_argument("--algo", default=None)
-    pre.add_argument("--method", default="sac-fast" if command == "train" else "wsrl")
-    pre.add_argument("--from", dest="from_path", default=None)
-    known = pre.parse_known_args(args)[0]
-    if command == "pretrain":
-        return known, offline_preset(known.preset, known.algo)
-    return known, method(known.method, command).apply(online_preset(known.preset))
-
-
-def _env_of_checkpoint(base: OnlineConfig, from_path: str) -> OnlineConfig:
-    """finetune's default env: the one the checkpoint (of a multi-seed run: its first seed's) was trained for."""
-    from wsrl import checkpoint
-    from wsrl.train import rundir
-
-    trained_for = checkpoint.load_meta(checkpoint.resolve(rundir.members(Path(from_path))[0])).get("env")
-    return dataclasses.replace(base, env=trained_for or base.env)
-
-
-def _methods_with(part: Callable[[OnlineConfig], object]) -> str:
-    base = online_preset(DEFAULT_PRESET)
-    return ", ".join(n for n, m in METHODS.items() if part(m.apply(base)) is not None)
-
-
-def _refusal(flag: str, command: str, known: argparse.Namespace, base: Any) -> str | None:
-    """Why `flag` does not apply to this command, method or algorithm (None: it applies, or is unknown)."""
-    flag = positive_flag(flag)
-    if flag in flag_values(base):
-        return None
-    if command == "pretrain":
-        if flag == "--calql":
-            return f"--calql is not a flag: Cal-QL is chosen with --algo calql (this run: --algo {base.algo})"
-        if base.algo == "iql" and flag in class_flags(CQLConfig):
-            return f"{flag} is a setting of CQL and Cal-QL, not of --algo iql"
-        if flag in class_flags(IQLConfig):
-            return f"{flag} is a setting of IQL, not of --algo {base.algo}"
-        return None
-    name = known.method
-    if flag == "--algo":
-        return (f"--algo chooses the pre-training algorithm of `wsrl pretrain`; online, --method {name} chooses "
-                "the learner")
-    if flag in class_flags(SACConfig):
-        hint = " (critic steps per env step: --continued-utd)" if flag == "--utd" else ""
-        return (f"{flag} sets the ensemble SAC learner, which --method {name} does not use: it continues the "
-                f"checkpoint's own {base.agent.algo} learner with its pre-training hyperparameters{hint}")
-    if flag in class_flags(ContinuedConfig):
-        return (f"{flag} applies to the offline learners continued online (--method "
-                f"{_methods_with(lambda c: c.continued)}), not to --method {name}")
-    if flag in class_flags(RetentionConfig):
-        return (f"{flag} applies to the methods that keep offline data (--method "
-                f"{_methods_with(lambda c: c.retention)}), not to --method {name}")
-    if flag in class_flags(JSRLConfig):
-        return f"{flag} applies to --method {_methods_with(lambda c: c.jsrl)} only, not to --method {name}"
-    if flag == "--from" and command == "train":
-        return "--from applies to `wsrl finetune`: `wsrl train` starts from scratch"
-    return None
-
-
-def refuse_inapplicable(command: str, args: Sequence[str], known: argparse.Namespace, base: Any) -> None:
-    for token in args:
-        if token.startswith("--"):
-            reason = _refusal(token.split("=")[0], command, known, base)
-            if reason:
-                raise UserError(reason)
-
-
 def _run_command(command: str, known: argparse.Namespace, base: Any) -> type:
     """The dataclass of a training command's flags: its own options, then every config field."""
     fields: list[tuple[str, Any, Any]] = []
@@ -195,12 +117,12 @@ def _run_command(command: str, known: argparse.Namespace, base: Any) -> type:
 def resolve(command: str, args: Sequence[str], checkpoint_env: bool = True) -> Any:
     """The parsed flags of `wsrl pretrain|train|finetune ARGS` (`.config`: the run's config); a UserError for bad
     input. `checkpoint_env=False` skips reading finetune's --from (which may not exist yet) for its default env."""
-    known, base = _base(command, args)
+    known, base = base_config(command, args)
     if command == "finetune" and not known.from_path and not {"-h", "--help"} & set(args):
         raise UserError("--from RUN_OR_CHECKPOINT is required: the pre-trained run to fine-tune")
     refuse_inapplicable(command, args, known, base)
     if command == "finetune" and known.from_path and checkpoint_env:
-        base = _env_of_checkpoint(base, known.from_path)
+        base = env_of_checkpoint(base, known.from_path)
     return _parse(_run_command(command, known, base), args, f"wsrl {command}")
 
 

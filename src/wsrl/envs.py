@@ -139,6 +139,62 @@ def is_unit_box(space: gym.spaces.Box) -> bool:
     return bool(np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0))
 
 
+CALLABLE_NAMESPACE = "wsrl-callable"
+
+
+def env_id(env: Any) -> str:
+    """The id a run records for `env`: a Gymnasium id as it is; "package.module:attribute" (a module importable from
+    the current directory, as `python -m` finds it) naming an env class or factory, registered under that string;
+    a callable returning a gymnasium.Env (e.g. a class of the user's own script), registered for this process as
+    "wsrl-callable/NAME" (config.json alone cannot recreate it: `resume` then needs the callable again)."""
+    if isinstance(env, str):
+        _gym_id(env)  # an entry point that does not import fails here, before anything is written
+        return env
+    if not callable(env):
+        raise UserError(f"env must be a Gymnasium id, 'package.module:attribute' or a callable returning a "
+                        f"gymnasium.Env, got {type(env).__name__}")
+    name = f"{CALLABLE_NAMESPACE}/{getattr(env, '__qualname__', type(env).__name__).replace('.', '_')}"
+    gym.registry.pop(name, None)  # the newest definition of that callable wins
+    gym.register(name, entry_point=env, disable_env_checker=True)
+    return name
+
+
+def _gym_id(env_id: str) -> str:
+    """The registered id to make for `env_id`: itself, or for "package.module:attribute" the id its attribute names
+    (a module that registers ids) or the id its env class / factory is registered under here."""
+    if ":" not in env_id:
+        _ensure_registered(env_id)
+        return env_id
+    import importlib
+    import sys
+
+    module_name, _, attribute = env_id.partition(":")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # the current directory, as `python -m` would search it
+    try:
+        target = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"--env {env_id}: cannot import {attribute!r} from {module_name!r} ({e}); give an importable "
+                        "'package.module:attribute' (run from the directory that holds the package)") from None
+    if isinstance(target, str):  # a module that registers ids on import, and the id to make
+        return _gym_id(target)
+    if not callable(target):
+        raise UserError(f"--env {env_id}: {attribute} is a {type(target).__name__}, not an env class or factory")
+    name = f"wsrl-entry/{module_name}.{attribute}"
+    if name not in gym.registry:
+        gym.register(name, entry_point=target, disable_env_checker=True)
+    return name
+
+
+def native_action_space(env: gym.Env) -> gym.spaces.Box:
+    """The action space in the env's own units: the one `make_env`'s RescaleAction maps [-1, 1] onto."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.RescaleAction):
+            return env.env.action_space
+        env = env.env
+    return env.action_space
+
+
 def _ensure_registered(env_id: str) -> None:
     if env_id in gym.registry:
         return
@@ -157,10 +213,12 @@ def make_env(env_id: str, reward_scale: float = 1.0, reward_bias: float = 0.0, b
     The reward transform (training env only) is added only when it is not the identity.
     """
     try:
-        _ensure_registered(env_id)
         steps = EPISODE_STEPS.get(task_family(env_id) or "")
-        env = gym.make(env_id, **({"max_episode_steps": steps} if steps else {}))
+        env = gym.make(_gym_id(env_id), **({"max_episode_steps": steps} if steps else {}))
     except gym.error.Error as e:
+        if env_id.startswith(CALLABLE_NAMESPACE + "/"):
+            raise UserError(f"environment {env_id!r} was a Python callable of another process; pass it again "
+                            "(`wsrl.resume(run, env=MyEnv)`)") from None
         raise UserError(f"unknown environment {env_id!r} ({e}); use a Gymnasium id such as Hopper-v5") from None
     if isinstance(env.observation_space, gym.spaces.Dict) and "desired_goal" in env.observation_space.spaces:
         env = FlatGoalObservation(env)

@@ -27,13 +27,20 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, env_id: str,
     Episode i starts from reset(seed=seed + i), so every evaluation of a run sees the same start states.
     With a `guide` (JSRL), the guide's deterministic actions are taken for the first `guide_steps` steps.
     """
+    return run_episodes(lambda obs, t: eval_action(guide if t < guide_steps else agent, obs), env, episodes, seed,
+                        env_id, reference)
+
+
+def run_episodes(act, env: gym.Env, episodes: int, seed: int, env_id: str,
+                 reference: tuple[float, float] | None = None) -> dict[str, float]:
+    """`episodes` episodes of `act(observation, step_in_episode)` (actions in [-1, 1], clipped to +-0.99999):
+    mean return, its std, mean length, and the normalised score and success rate where the task has them."""
     returns, lengths, successes = [], [], []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         total, length, success, done = 0.0, 0, None, False
         while not done:
-            actor = guide if length < guide_steps else agent
-            action = np.clip(np.asarray(eval_action(actor, obs)), -EVAL_ACTION_LIMIT, EVAL_ACTION_LIMIT)
+            action = np.clip(np.asarray(act(obs, length)), -EVAL_ACTION_LIMIT, EVAL_ACTION_LIMIT)
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             length += 1

@@ -29,6 +29,9 @@ class RawDataset:
     reference: tuple[float, float] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     successes: list[np.ndarray] | None = None
+    unit_actions: bool = False
+    """Whether the actions are already the agents' [-1, 1] (a Minari file, mapped by the action space it stores);
+    otherwise they are in the env's own units (`to_unit_actions`)."""
 
 
 def minari_root() -> Path:
@@ -87,7 +90,8 @@ def read_minari(directory: Path) -> RawDataset:
     if metadata.get("ref_min_score") is not None and metadata.get("ref_max_score") is not None:
         reference = (float(metadata["ref_min_score"]), float(metadata["ref_max_score"]))
     return RawDataset(episodes, source, env_id, reference, metadata,
-                      successes if all(s is not None for s in successes) and successes else None)
+                      successes if all(s is not None for s in successes) and successes else None,
+                      unit_actions=isinstance(action_space, str))
 
 
 def read_d4rl(path: Path) -> RawDataset:
@@ -222,6 +226,30 @@ def describe(raw: RawDataset) -> dict[str, Any]:
     if mean is not None:
         info["normalised score"] = f"{low:.1f} .. {high:.1f} (mean {mean:.1f})"
     return info
+
+
+def to_unit_actions(raw: RawDataset, space: Any | None) -> RawDataset:
+    """The dataset with actions in the agents' [-1, 1]: actions in the env's own units are mapped by the bounds of
+    its action space (`space`, a Box; None: no env known, so the data must already lie in [-1, 1]). Actions beyond
+    the bounds are refused with their count and range, never clipped silently."""
+    if raw.unit_actions or not raw.episodes:
+        return raw
+    actions = np.concatenate([e.actions for e in raw.episodes])
+    low, high = (np.full(actions.shape[1], -1.0), np.full(actions.shape[1], 1.0)) if space is None else (
+        np.asarray(space.low, np.float64), np.asarray(space.high, np.float64))
+    slack = 1e-5 * (high - low)
+    outside = (actions < low - slack) | (actions > high + slack)
+    if outside.any():
+        bounds = "[-1, 1]" if space is None else f"the env's action bounds [{low.min():g}, {high.max():g}]"
+        fix = ("give the env the data was logged in (--env / env=), whose action bounds map it" if space is None
+               else "the data was not logged in this env's units")
+        raise UserError(f"{raw.source}: {int(outside.sum())} of {outside.size} action entries lie outside {bounds} "
+                        f"(range {actions.min():.4g} .. {actions.max():.4g}); {fix}")
+    if space is not None and not (np.allclose(low, -1.0) and np.allclose(high, 1.0)):
+        scale = lambda a: (2.0 * (a - low) / (high - low) - 1.0).astype(np.float32)  # noqa: E731
+        raw = dataclasses.replace(raw, episodes=[dataclasses.replace(e, actions=scale(e.actions))
+                                                 for e in raw.episodes])
+    return dataclasses.replace(raw, unit_actions=True)
 
 
 def end_at_success(episode: Episode, success: np.ndarray) -> list[Episode]:

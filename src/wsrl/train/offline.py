@@ -20,9 +20,9 @@ from wsrl.agents.common import Agent, over_seeds, stack, take, update_jit
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
 from wsrl.config import OfflineConfig
-from wsrl.data.loaders import RawDataset, read_dataset, task_transitions
+from wsrl.data.loaders import RawDataset, read_dataset, task_transitions, to_unit_actions
 from wsrl.data.transitions import Transitions
-from wsrl.envs import make_env, space_dims
+from wsrl.envs import make_env, native_action_space, space_dims
 from wsrl.errors import Diverged, Stopped, UserError
 from wsrl.evaluation import evaluate
 from wsrl.runlog import ProgressBar, RunLogger, tracking
@@ -101,9 +101,10 @@ def _prepare(config: OfflineConfig) -> tuple[RawDataset, Transitions, gym.Env | 
     """Read the dataset under the config's conventions and make the evaluation env (checked against the data)."""
     config.validate()
     raw = read_dataset(config.dataset)
+    eval_env = _eval_env(config, raw)
+    raw = to_unit_actions(raw, native_action_space(eval_env) if eval_env is not None else None)
     transitions = dataset_transitions(config, raw)
     obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
-    eval_env = _eval_env(config, raw)
     if eval_env is not None and space_dims(eval_env) != (obs_dim, action_dim):
         raise UserError(f"dataset {config.dataset} has observation/action dims {obs_dim}/{action_dim} but "
                         f"{config.env or raw.env_id} has {space_dims(eval_env)[0]}/{space_dims(eval_env)[1]}; pass "

@@ -21,8 +21,9 @@ import numpy as np
 from wsrl.agents.common import Agent
 from wsrl.config import OnlineConfig
 from wsrl.data.buffer import FIELDS, ReplayBuffer
-from wsrl.data.loaders import read_dataset, task_transitions
+from wsrl.data.loaders import read_dataset, task_transitions, to_unit_actions
 from wsrl.data.transitions import return_to_go
+from wsrl.envs import make_env, native_action_space
 from wsrl.errors import UserError
 from wsrl.evaluation import eval_action
 
@@ -133,7 +134,10 @@ class BatchSource:
 def retained_data(config: OnlineConfig, gamma: float, obs_dim: int, action_dim: int) -> dict[str, np.ndarray]:
     """The offline transitions a retention method keeps, under the training env's reward convention."""
     dataset = config.retention.dataset
-    data = task_transitions(read_dataset(dataset), config.reward_scale, config.reward_bias, gamma,
+    env = make_env(config.env)
+    raw = to_unit_actions(read_dataset(dataset), native_action_space(env))
+    env.close()
+    data = task_transitions(raw, config.reward_scale, config.reward_bias, gamma,
                             config.binary_reward, config.sparse_failure_reward, config.terminate_on_success)
     if (data.observations.shape[1], data.actions.shape[1]) != (obs_dim, action_dim):
         raise UserError(f"dataset {dataset} has observation/action dims {data.observations.shape[1]}/"
