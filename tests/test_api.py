@@ -57,3 +57,28 @@ def test_api_refuses_bad_input_with_user_error(tmp_path, monkeypatch):
         wsrl.pretrain({**arrays, "actions": np.linspace(0, 3, 10)[:, None]}, preset="cpu", out=tmp_path / "e",
                       steps=10)
     assert not any((tmp_path / n).exists() for n in "abcde")
+
+
+def test_cli_takes_env_as_module_attribute_and_suggests_misspelled_flags(tmp_path, monkeypatch, capsys):
+    from wsrl.cli import main
+
+    (tmp_path / "my_robot.py").write_text(
+        "import gymnasium as gym\n\n\ndef make():\n    return gym.wrappers.TimeLimit(gym.make('InvertedPendulum-v5')"
+        ".unwrapped, 30)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "run"
+    assert main(["train", "--env", "my_robot:make", "--steps", "40", "--warmup-steps", "20", "--eval-episodes", "1",
+                 "--eval-every", "40", "--critic-hidden-dims", "8", "--actor-hidden-dims", "8", "--num-critics", "2",
+                 "--batch-size", "4", "--out", str(out)]) == 0
+    assert wsrl.Run(out).config["env"] == "my_robot:make" and wsrl.Run(out).summary["env_steps"] == 40
+    capsys.readouterr()
+    assert main(["train", "--env", "my_robot:nothing", "--steps", "40", "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", "--env", "no_module_here:make", "--steps", "40", "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", "--warmup-step", "3", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "cannot import 'nothing' from 'my_robot'" in err[0]
+    assert "cannot import 'make' from 'no_module_here'" in err[1]
+    assert err[2] == ("wsrl: error: Unrecognized options: --warmup-step, 3; perhaps you meant --warmup-steps "
+                      "(see `wsrl train --help`)")
+    assert len(err) == 3 and not (tmp_path / "x").exists()

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from wsrl.config import OfflineConfig, OnlineConfig, flag_name
+from wsrl.deploy import EVAL_ACTION_LIMIT
 from wsrl.errors import UserError
 from wsrl.resolve import refusal
 
@@ -105,7 +106,8 @@ class Policy:
             raise UserError(f"the policy takes observations of size {self.observation_dim} (one, or a batch of "
                             f"shape (N, {self.observation_dim})); got shape {obs.shape}")
         self._agent, unit = self._act(self._agent, batch)
-        unit = np.clip(np.asarray(unit, np.float64), -1.0, 1.0)
+        limit = EVAL_ACTION_LIMIT if self.deterministic else 1.0  # as evaluation and wsrl.deploy
+        unit = np.clip(np.asarray(unit, np.float64), -limit, limit)
         action = self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
         return (action[0] if single else action).astype(np.float32)
 
@@ -130,6 +132,49 @@ def load_policy(run_dir_or_checkpoint: str | os.PathLike, *, deterministic: bool
     """The newest policy of a run directory (its first seed's, for a run of several) or of a checkpoint directory:
     deterministic tanh(mean) actions, or sampled ones (seeded by `seed`)."""
     return Policy(run_dir_or_checkpoint, deterministic, seed)
+
+
+def export(run_dir_or_checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the newest policy of a run (or a checkpoint) as a numpy-only file for `wsrl.deploy.NumpyPolicy`: the
+    actor's weights, its kind (tanh-squashed or not) and the env's action bounds. Written atomically."""
+    policy = load_policy(run_dir_or_checkpoint)
+    arrays = actor_arrays(policy._agent.actor.params, policy.low, policy.high, squash=policy.meta["algo"] != "iql")
+    target = Path(out)
+    if target.is_dir():
+        raise UserError(f"--out {target} is a directory; give a file name such as policy.npz")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, target)
+    return target
+
+
+def actor_arrays(actor_params: Any, low: np.ndarray, high: np.ndarray, squash: bool) -> dict[str, np.ndarray]:
+    """The arrays of a `wsrl.deploy` file: an actor's weights (a `TanhGaussianPolicy`/`GaussianPolicy` parameter
+    tree), whether its mean is tanh-squashed, and the env's action bounds."""
+    from wsrl import deploy
+
+    params = _plain(actor_params)
+    mlp = params["MLP_0"]
+    arrays: dict[str, np.ndarray] = {"format": np.array(deploy.FORMAT), "action_low": np.asarray(low),
+                                     "action_high": np.asarray(high), "squash": np.array(squash)}
+    for i in range(sum(k.startswith("Dense_") for k in mlp)):
+        dense = mlp[f"Dense_{i}"]
+        arrays[f"hidden_kernel_{i}"], arrays[f"hidden_bias_{i}"] = dense["kernel"], dense["bias"]
+        if f"LayerNorm_{i}" in mlp:
+            arrays[f"hidden_ln_scale_{i}"] = mlp[f"LayerNorm_{i}"]["scale"]
+            arrays[f"hidden_ln_bias_{i}"] = mlp[f"LayerNorm_{i}"]["bias"]
+    arrays["mean_kernel"], arrays["mean_bias"] = params["Dense_0"]["kernel"], params["Dense_0"]["bias"]
+    if "Dense_1" in params:
+        arrays["log_std_kernel"], arrays["log_std_bias"] = params["Dense_1"]["kernel"], params["Dense_1"]["bias"]
+    else:
+        arrays["log_std"] = params["log_std"]
+    return arrays
+
+
+def _plain(tree: Any) -> Any:
+    """A parameter tree as nested dicts of numpy arrays."""
+    return {k: _plain(v) for k, v in tree.items()} if hasattr(tree, "items") else np.asarray(tree)
 
 
 # --- building configs ------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ COMMANDS = {
     "train": "train from scratch: the WSRL online learner without data (SAC fast), or RLPD with --method rlpd",
     "resume": "continue an interrupted pretrain / train / finetune run from its newest checkpoint (--steps: extend)",
     "eval": "evaluate a checkpoint's deterministic policy",
+    "export": "write a run's policy as a numpy-only file for robots (`wsrl.deploy.NumpyPolicy.load`)",
     "compare": "pre-train once, run several methods x seeds, write results.csv, a table and comparison.png",
     "sweep": "search flags of pretrain / train / finetune with Ray Tune (grid, random, ASHA): table and plot",
     "plot": "learning curves of run directories (mean and 95% bootstrap band over seeds) into a PNG",
@@ -63,6 +64,9 @@ def _one_line(report: str) -> str:
         return lines[0] if lines else "invalid arguments"
     if lines[1].endswith(":"):  # "Missing from wsrl plot:" followed by the flags, one per line
         return f"{lines[1]} {', '.join(line for line in lines[2:] if line.startswith('-'))}"
+    if "Perhaps you meant:" in lines:  # tyro's suggestions for a misspelled flag, one per line
+        guesses = [line.split()[0] for line in lines[lines.index("Perhaps you meant:") + 1:] if line.startswith("--")]
+        return f"{lines[1]}; perhaps you meant {' or '.join(dict.fromkeys(guesses))}" if guesses else lines[1]
     return lines[1]
 
 
@@ -393,6 +397,22 @@ def _eval(args: Sequence[str]) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class ExportCommand:
+    run: Positional[str]
+    """Run directory (its newest checkpoint; a run of several seeds: its first seed's) or checkpoint directory."""
+    out: str = "policy.npz"
+    """File to write (numpy .npz)."""
+
+
+def _export(args: Sequence[str]) -> int:
+    parsed = _parse(ExportCommand, args, "wsrl export")
+    from wsrl.api import export
+
+    print(f"wrote {export(parsed.run, parsed.out)}: load it with wsrl.deploy.NumpyPolicy.load (numpy only)")
+    return 0
+
+
 def _top_help() -> str:
     lines = ["usage: wsrl COMMAND [flags]", "", "commands:"]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
@@ -401,8 +421,8 @@ def _top_help() -> str:
 
 
 HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
-    "demo": _demo, "collect": _collect, "eval": _eval, "resume": _resume, "compare": _compare, "sweep": _sweep,
-    "plot": _plot, "data": _data,
+    "demo": _demo, "collect": _collect, "eval": _eval, "export": _export, "resume": _resume, "compare": _compare,
+    "sweep": _sweep, "plot": _plot, "data": _data,
     **{command: (lambda a, c=command: _run(c, a)) for command in ("pretrain", "train", "finetune")},
 }
 

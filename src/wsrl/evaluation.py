@@ -8,9 +8,8 @@ import numpy as np
 
 from wsrl import checkpoint
 from wsrl.agents import agent_from_meta
+from wsrl.deploy import EVAL_ACTION_LIMIT  # one constant for evaluation, the API and deployment
 from wsrl.envs import binary_rewards, make_env, normalized_score, space_dims, success_flag
-
-EVAL_ACTION_LIMIT = 0.99999
 
 
 @jax.jit
