@@ -33,21 +33,10 @@ case "${1:-}" in
   test)
     setup
     shift
-    # The tests that run `wsrl` processes (resume, stop, compare, sweep: the two Ray ones one after the other, two
-    # Ray clusters at once slowed both) and the multi-seed ones in a pytest process of their own beside the others
-    # (about half the time each): the first mostly wait on those processes, and one long session compiling every
-    # test's programs crashed jax 0.10.2 on CPU.
-    beside=(tests/test_resume.py tests/test_stop.py tests/test_compare.py tests/test_sweep.py tests/test_seeds.py)
-    log=$(mktemp)
-    .venv/bin/python -m pytest "${beside[@]}" "$@" >"$log" 2>&1 &
-    beside_pid=$!
-    status=0
-    .venv/bin/python -m pytest tests "${beside[@]/#/--deselect=}" "$@" || status=$?
-    wait "$beside_pid" || status=$((status ? status : $?))
-    echo "--- ${beside[*]} ---"
-    cat "$log"
-    rm -f "$log"
-    exit "$status"
+    # Two pytest-xdist workers, each taking whole test files (a file's module fixtures are built once): the files
+    # that run `wsrl` processes mostly wait on them, so the two overlap well on 2 cores. Plain `python -m pytest` runs
+    # the same suite in one process.
+    exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
     ;;
   *)
     echo "usage: bash dev.sh demo|test" >&2

@@ -1,14 +1,18 @@
 """Update throughput of the learners, and achieved FLOP/s against this machine's float32 matmul peak.
 
 Run by hand:  .venv/bin/python benchmarks/throughput.py [--seconds 10] [--hidden 64] [--seeds 1 8]
-Prints one line per configuration: updates/s, critic gradient steps/s, GFLOP per update (XLA's cost
-analysis of the compiled update) and achieved FLOP/s as a fraction of the measured matmul peak.
+Prints one line per configuration: updates/s, critic gradient steps/s, GFLOP per update and achieved FLOP/s as a
+fraction of the measured matmul peak. XLA's cost analysis counts a `lax.scan` body once, so the WSRL update (its
+`utd` critic steps under a scan) is counted per part: `utd` x one critic step + the actor and temperature step
+(`update_flops`; checked against XLA's count of the same update with the scan unrolled, `--check`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -51,14 +55,44 @@ def random_batch(size: int, seed: int = 0) -> dict[str, jax.Array]:
             "masks": jnp.ones(size, jnp.float32)}
 
 
-def measure(name: str, agent_cls: type, config, seconds: float, peak: float, seeds: int = 0) -> None:
+def flops_of(fn, *args) -> float:
+    """XLA's FLOP count of `fn` compiled for `args`."""
+    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
+
+
+def update_flops(agent, batch) -> float:
+    """The FLOPs of one `agent.update(batch)`: a SAC-family update that scans its `utd` critic steps is counted per
+    part (XLA would count the scan body once); any other update as XLA counts it."""
+    c = agent.config
+    if not isinstance(agent, SACAgent) or (c.utd == 1 and c.step_all_optimizers):
+        return flops_of(type(agent).update, agent, batch)
+    minibatch = jax.tree.map(lambda x: x[:c.batch_size], batch)
+    actor_batch = batch if c.actor_on_full_batch else minibatch
+    return (c.utd * flops_of(type(agent).update_critic, agent, minibatch)
+            + flops_of(type(agent).update_actor_and_temperature, agent, actor_batch))
+
+
+def unrolled_flops(agent, batch) -> float:
+    """XLA's count of the update with every `lax.scan` unrolled (so that nothing is counted once for many)."""
+    with mock.patch.object(jax.lax, "scan", functools.partial(jax.lax.scan, unroll=True)):
+        return flops_of(type(agent).update, agent, batch)
+
+
+def measure(name: str, agent_cls: type, config, seconds: float, peak: float, seeds: int = 0,
+            check: bool = False) -> None:
     """`seeds` > 0: that many agents stacked and updated by one call of `update_seeds` (rates summed over seeds;
-    FLOPs those of one seed's update, since the cost analysis counts a loop over seeds once)."""
+    FLOPs those of one seed's update). `check`: print the per-part count next to XLA's count of the unrolled update."""
     agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
     batch = random_batch(config.utd * config.batch_size)
     compiled = update.lower(agent, batch).compile()
     cost = compiled.cost_analysis()
-    flops = float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
+    counted = float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
+    flops = update_flops(agent, batch)
+    if check:
+        unrolled = unrolled_flops(agent, batch)
+        print(f"  {name}: per part {flops / 1e9:.3f} GFLOP, XLA unrolled {unrolled / 1e9:.3f}, XLA as compiled "
+              f"(scan once) {counted / 1e9:.3f}")
     if seeds:
         agent = stack([agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=s) for s in range(seeds)])
         batch = jax.tree.map(lambda *x: jnp.stack(x), *[random_batch(config.utd * config.batch_size, s)
@@ -79,7 +113,10 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float, see
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per configuration")
-    parser.add_argument("--hidden", type=int, default=256, help="width of the 2-layer MLPs (cpu preset: 64)")
+    parser.add_argument("--hidden", type=int, default=256, help="width of the MLPs (cpu preset: 64)")
+    parser.add_argument("--layers", type=int, default=2, help="hidden layers (Adroit / Kitchen critics: 3)")
+    parser.add_argument("--check", action="store_true", help="print the per-part FLOP count next to XLA's count "
+                        "of the update with its scan unrolled")
     parser.add_argument("--seeds", type=int, nargs="*", default=[],
                         help="also the WSRL update of N seeds stacked in one call (update_seeds), for each N given")
     args = parser.parse_args()
@@ -87,17 +124,18 @@ def main() -> None:
     peak = matmul_peak(min(args.seconds, 5.0))
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
     # Locomotion preset networks: 2-layer LayerNorm MLPs (256 wide; the cpu preset's 64), 10 critics with subset 2.
-    nets = dict(critic_hidden_dims=(args.hidden,) * 2, actor_hidden_dims=(args.hidden,) * 2)
-    print(f"networks: 2x{args.hidden}")
-    measure("WSRL online (10 critics, UTD 4 x 256)", SACAgent, SACConfig(**nets), args.seconds, peak)
+    nets = dict(critic_hidden_dims=(args.hidden,) * args.layers, actor_hidden_dims=(args.hidden,) * 2)
+    print(f"networks: critics {args.layers}x{args.hidden}, actor 2x{args.hidden}")
+    measure("WSRL online (10 critics, UTD 4 x 256)", SACAgent, SACConfig(**nets), args.seconds, peak, check=args.check)
     sac = SACConfig(**nets, num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1)
-    measure("SAC (2 critics, UTD 1 x 256)", SACAgent, sac, args.seconds, peak)
+    measure("SAC (2 critics, UTD 1 x 256)", SACAgent, sac, args.seconds, peak, check=args.check)
     rlpd = SACConfig(**nets, subset_with_replacement=False, actor_critic_reduction="mean", actor_layer_norm=False,
                      entropy_backup=True, utd=20, shared_value_head=False, last_hidden_init_scale=None,
                      step_all_optimizers=False)
-    measure("RLPD (10 critics, UTD 20 x 256)", SACAgent, rlpd, args.seconds, peak)
-    measure("Cal-QL offline (10 critics, 256)", CQLAgent, CQLConfig(**nets, calql=True), args.seconds, peak)
-    measure("IQL offline (2 critics, 256)", IQLAgent, IQLConfig(**nets), args.seconds, peak)
+    measure("RLPD (10 critics, UTD 20 x 256)", SACAgent, rlpd, args.seconds, peak, check=args.check)
+    measure("Cal-QL offline (10 critics, 256)", CQLAgent, CQLConfig(**nets, calql=True), args.seconds, peak,
+            check=args.check)
+    measure("IQL offline (2 critics, 256)", IQLAgent, IQLConfig(**nets), args.seconds, peak, check=args.check)
     for n in args.seeds:
         measure(f"WSRL online, {n} seed(s) in one call (total)", SACAgent, SACConfig(**nets), args.seconds, peak, n)
 

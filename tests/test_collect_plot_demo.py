@@ -31,7 +31,7 @@ def test_random_and_policy_recipes_write_datasets_minari_and_wsrl_read(tmp_path,
     assert main(["collect", "--env", "InvertedPendulum-v5", "--recipe", "random", "--steps", "300",
                  "--out", "test/ip-random-v0"]) == 0
     run = tmp_path / "run"
-    assert main(["train", "--env", "InvertedPendulum-v5", "--steps", "20", "--warmup-steps", "20", "--out", str(run),
+    assert main(["train", "--env", "InvertedPendulum-v5", "--steps", "40", "--warmup-steps", "20", "--out", str(run),
                  *TINY]) == 0
     assert main(["collect", "--env", "InvertedPendulum-v5", "--recipe", "policy", "--from", str(run), "--steps", "300",
                  "--epsilon", "0.3", "--action-noise", "0.1", "--out", "test/ip-policy-v0"]) == 0
@@ -120,10 +120,12 @@ def test_warmups_that_differ_are_marked_per_run_and_a_shared_one_as_a_band():
 def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys, optimised_xla):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert summary["quick"] and summary["online_steps"] == 1000
+    assert summary["quick"] and summary["online_steps"] == 1500
+    assert summary["online_grad_steps"] == 4 * (1500 - 1024)  # from one full UTD x batch (4 x 256) on
     assert (tmp_path / "demo" / "learning_curve.png").stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "pre-trained (CQL, random data)" in out and "fine-tuned (WSRL), final" in out
+    assert "grad steps" in out and str(summary["online_grad_steps"]) in out
     assert summary["finetuned_best"] >= summary["finetuned_return"]
 
 

@@ -15,6 +15,8 @@ import pytest
 from wsrl.cli import main
 from wsrl.errors import UserError
 
+pytestmark = pytest.mark.slow  # runs whole `wsrl` commands or processes (`pytest -m "not slow"` skips it)
+
 NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8",
         "--eval-episodes", "1", "--eval-every", "10", "--log-every", "10"]
 
@@ -28,9 +30,12 @@ def dataset(tmp_path, monkeypatch):
 
 
 def compare_args(out, methods="wsrl,sac-fast,cql", *extra):
-    return ["compare", "--dataset", "test/pendulum-v0", "--methods", methods, "--seeds", "2", "--steps", "30",
+    # WSRL's and SAC's warmup cut to 10 steps for them alone (the continued CQL has none): updates from step 33 on
+    warmups = [token for m in ("wsrl", "sac-fast") if m in methods.split(",")
+               for token in (f"--warmup-steps@{m}", "10")]
+    return ["compare", "--dataset", "test/pendulum-v0", "--methods", methods, "--seeds", "2", "--steps", "40",
             "--offline-steps", "200", "--checkpoint-every", "20", "--checkpoint-minutes", "0", "--out", str(out),
-            *NETS, *extra]
+            *NETS, *warmups, *extra]
 
 
 def results(out):
@@ -188,6 +193,26 @@ def test_compare_refuses_flags_that_would_override_a_methods_settings(tmp_path, 
     assert not (tmp_path / "c").exists()
 
 
+def test_compare_sets_a_flag_for_one_method_with_flag_at_method(tmp_path):
+    from wsrl.compare import Comparison, method_jobs, pretrain_jobs
+    from wsrl.errors import UserError
+
+    c = Comparison("data", ("wsrl", "wsrl-no-warmup", "cql"), 1, 10, 10, tmp_path, preset="cpu", env="Hopper-v5",
+                   extra_flags=("--warmup-steps@wsrl", "100", "--buffer-capacity", "500"))
+    c.validate()
+    pretrained = pretrain_jobs(c)
+    jobs = method_jobs(c, pretrained)
+    args = {name: group[0].args for name, group in jobs.items()}
+    assert args["wsrl"][args["wsrl"].index("--warmup-steps"):][:4] == ("--warmup-steps", "100", "--buffer-capacity",
+                                                                       "500")
+    assert "--warmup-steps" not in args["wsrl-no-warmup"] and "--warmup-steps" not in args["cql"]
+    assert "--warmup-steps" not in pretrained["cql"][0].args
+    for flags, message in [(("--warmup-steps@rlpd", "1"), "'rlpd' is not one of --methods wsrl"),
+                           (("--utd@cql", "2"), "method cql has no flag --utd")]:
+        with pytest.raises(UserError, match=message):
+            Comparison("data", ("wsrl", "cql"), 1, 10, 10, tmp_path, preset="cpu", extra_flags=flags).validate()
+
+
 def test_compare_passes_the_no_form_of_a_boolean_flag_to_every_run_that_has_it(tmp_path):
     from wsrl.compare import Comparison, method_jobs, pretrain_jobs
     from wsrl.errors import UserError
@@ -212,27 +237,28 @@ def test_compare_passes_the_no_form_of_a_boolean_flag_to_every_run_that_has_it(t
 
 def test_an_interrupted_run_is_resumed_not_restarted(tmp_path, monkeypatch):
     from wsrl import compare
+    from wsrl.jobs import command
 
     run = tmp_path / "runs" / "wsrl_seed0"
-    assert main(["train", "--env", "Hopper-v5", "--steps", "20", "--warmup-steps", "20", "--out", str(run),
+    assert main(["train", "--env", "Hopper-v5", "--steps", "30", "--warmup-steps", "20", "--out", str(run),
                  "--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "--num-critics", "2", "--eval-episodes",
-                 "1"]) == 0
+                 "1", "--batch-size", "5", "--utd", "2"]) == 0
     (run / "summary.json").unlink()  # as if killed after its last checkpoint
     started = []
     processes = compare.Processes()
     monkeypatch.setattr(processes, "run", lambda command, log: started.append(command) or 0)
     compare._execute(compare.Job(("train", "--out", str(run), "--overwrite"), run, (0,)), processes)
-    assert started == [compare._wsrl("resume", str(run))]
+    assert started == [command(("resume", str(run)))]
     (run / "summary.json").write_text("{}")  # finished: not run again
-    compare._execute(compare.Job(("train", "--steps", "20", "--out", str(run), "--overwrite"), run, (0,)), processes)
+    compare._execute(compare.Job(("train", "--steps", "30", "--out", str(run), "--overwrite"), run, (0,)), processes)
     assert len(started) == 1
     # A comparison of another budget on the same directory: refused, not mixed in.
-    with pytest.raises(UserError, match=f"{run} holds a run of 20 steps, not 30: give another --out"):
-        compare._execute(compare.Job(("train", "--steps", "30", "--out", str(run)), run, (0,)), processes)
+    with pytest.raises(UserError, match=f"{run} holds a run of 30 steps, not 40: give another --out"):
+        compare._execute(compare.Job(("train", "--steps", "40", "--out", str(run)), run, (0,)), processes)
     assert len(started) == 1
     # ... and so is one of other seeds (a comparison's --first-seed 1 on the directory of seed 0).
     with pytest.raises(UserError, match=f"{run} holds seed\\(s\\) 0, not 1: run other seeds"):
-        compare._execute(compare.Job(("train", "--steps", "20", "--out", str(run)), run, (1,)), processes)
+        compare._execute(compare.Job(("train", "--steps", "30", "--out", str(run)), run, (1,)), processes)
     assert len(started) == 1
 
 

@@ -13,6 +13,7 @@ from wsrl import checkpoint, runlog
 from wsrl.agents.sac import SACAgent
 from wsrl.cli import main
 from wsrl.config import OnlineConfig
+from wsrl.envs import make_env
 from wsrl.train.online import run_online
 
 TINY_FLAGS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4",
@@ -31,19 +32,20 @@ def tiny_online(**changes) -> OnlineConfig:
 
 @pytest.mark.parametrize("warmup_policy", ["pretrained", "random"])
 def test_warmup_performs_zero_gradient_steps(tmp_path, warmup_policy):
-    config = tiny_online(steps=40, warmup_steps=40, warmup_policy=warmup_policy)
+    config = tiny_online(steps=50, warmup_steps=40, warmup_policy=warmup_policy, checkpoint_every=40)
     summary = run_online(config, tmp_path / "run")
-    assert summary["grad_steps"] == 0
+    assert summary["grad_steps"] == TINY.utd * (50 - 40)  # every gradient step comes after the warmup
     saved = checkpoint.restore(SACAgent.create(TINY, HOPPER_OBS, HOPPER_ACT, seed=99),
-                               checkpoint.resolve(tmp_path / "run"))
+                               tmp_path / "run" / "checkpoints" / "step_40")
     initial = SACAgent.create(TINY, HOPPER_OBS, HOPPER_ACT, seed=0)
     for net in ("actor", "critic", "temperature"):
         assert int(getattr(saved, net).step) == 0
         for a, b in zip(jax.tree.leaves(getattr(saved, net).params), jax.tree.leaves(getattr(initial, net).params),
                         strict=True):
             np.testing.assert_array_equal(a, b)
-    assert {r["grad_step"] for r in rows(tmp_path / "run")} == {"0"}
-    assert {r["phase"] for r in rows(tmp_path / "run")} == {"warmup"}
+    warmup = [r for r in rows(tmp_path / "run") if int(r["env_step"]) <= 40]
+    assert [r["env_step"] for r in warmup] == ["0", "10", "20", "30", "40"]  # the first evaluation, then logs
+    assert {r["grad_step"] for r in warmup} == {"0"} and {r["phase"] for r in warmup} == {"warmup"}
 
 
 def test_updates_start_after_warmup_and_one_full_batch(tmp_path):
@@ -116,8 +118,22 @@ def test_cli_train_then_finetune_keeps_the_policy_through_warmup(tmp_path, capsy
 @pytest.fixture(scope="module")
 def hopper_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("hopper") / "run"
-    assert main(["train", "--steps", "20", "--warmup-steps", "20", "--out", str(out), *TINY_FLAGS]) == 0
+    assert main(["train", "--steps", "25", "--warmup-steps", "20", "--out", str(out), *TINY_FLAGS]) == 0
     return out
+
+
+def test_finetune_shapes_its_networks_as_the_checkpoints_and_refuses_a_preset_that_contradicts(tmp_path, capsys,
+                                                                                                hopper_run):
+    short = ["--steps", "25", "--warmup-steps", "20", "--batch-size", "5", "--utd", "2", "--eval-episodes", "1"]
+    assert main(["finetune", "--from", str(hopper_run), *short, "--out", str(tmp_path / "ft")]) == 0
+    agent = json.loads((tmp_path / "ft" / "config.json").read_text())["config"]["agent"]
+    assert (agent["actor_hidden_dims"], agent["critic_hidden_dims"], agent["num_critics"]) == ([8], [8, 8], 4)
+    capsys.readouterr()
+    assert main(["finetune", "--from", str(hopper_run), *short, "--preset", "cpu", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"wsrl: error: --preset cpu sets --actor-hidden-dims 64 64, but checkpoint {hopper_run}/checkpoints/step_25 "
+        "has 8; give the preset it was pre-trained with, or leave --preset out")
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -130,8 +146,12 @@ def hopper_run(tmp_path_factory):
     (["finetune", "--from", "/no/such/run"], "no such file or directory"),
     (["finetune", "--from", "EMPTY"], "not a wsrl checkpoint"),
     (["finetune", "--from", "HOPPER", "--env", "HalfCheetah-v5"], "observation dim 11"),
-    (["finetune", "--from", "HOPPER", "--critic-hidden-dims", "16", "16"], "does not fit"),
-    (["train", "--out", "HOPPER"], "already holds files"),
+    (["finetune", "--from", "HOPPER", "--critic-hidden-dims", "16", "16"],
+     "--critic-hidden-dims 16 16 contradicts checkpoint"),
+    (["train", "--warmup-steps", "30"], "--steps 20 ends before the first gradient step, at env step 31 (after the "
+                                        "30-step warmup); give --steps 31 or more, or a shorter --warmup-steps"),
+    (["train", "--warmup-steps", "0", "--batch-size", "16"], "at env step 33 (after one UTD x batch (2 x 16))"),
+    (["train", "--warmup-steps", "10", "--out", "HOPPER"], "already holds files"),
     (["launch"], "unknown command"),
 ])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, hopper_run, args, message):
@@ -154,3 +174,51 @@ def test_module_entry_point_prints_help():
     result = subprocess.run([sys.executable, "-m", "wsrl", "finetune", "--help"], capture_output=True, text=True,
                             check=True)
     assert "--warmup-steps" in result.stdout and "Warmup K" in result.stdout and "--utd" in result.stdout
+
+
+def test_a_run_without_evaluation_rollouts_uses_one_env_and_scores_its_training_episodes(tmp_path, monkeypatch,
+                                                                                          capsys):
+    from wsrl.train import online
+
+    made = []
+    monkeypatch.setattr(online, "make_env", lambda *a, **k: made.append(a[0]) or make_env(*a, **k))
+    run = tmp_path / "robot"
+    assert main(["train", "--env", "InvertedPendulum-v5", "--steps", "60", "--warmup-steps", "20", "--eval-every",
+                 "20", "--eval-episodes", "0", "--out", str(run), *TINY_FLAGS[:-4]]) == 0
+    assert made == ["InvertedPendulum-v5"]  # the training env alone
+    scored = [r for r in rows(run) if r["train_return"]]
+    assert [r["env_step"] for r in scored] == ["20", "40", "60"] and not any(r["eval_return"] for r in rows(run))
+    summary = json.loads((run / "summary.json").read_text())
+    episodes = summary["train_episodes"]
+    assert sum(int(r["train_episodes"]) for r in scored) == episodes > 3  # every ended episode scored once
+    assert summary["final_eval"] == {k: pytest.approx(float(scored[-1][k]) if k != "train_episodes" else
+                                                      int(scored[-1][k])) for k in ("train_return", "train_episodes")}
+    assert "return of the last training episodes" in capsys.readouterr().out
+    assert main(["plot", str(run), "--out", str(tmp_path / "robot.png")]) == 0
+    assert (tmp_path / "robot.png").stat().st_size > 10_000
+
+
+def test_resume_with_a_fresh_episode_ends_the_interrupted_one_instead_of_replaying_it(tmp_path, capsys,
+                                                                                       monkeypatch):
+    from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+    # Pendulum's episodes are 200 steps: the checkpoint at step 30 is mid-episode.
+    flags = ["--env", "Pendulum-v1", "--warmup-steps", "20", "--checkpoint-every", "30", "--eval-episodes", "0",
+             *TINY_FLAGS[:-4]]
+    for name in ("replayed", "fresh", "declared"):
+        assert main(["train", "--steps", "30", "--out", str(tmp_path / name), *flags]) == 0
+    capsys.readouterr()
+    with monkeypatch.context() as patch:  # an env that declares it cannot be replayed (hardware) gets a fresh one
+        patch.setitem(PendulumEnv.metadata, "replayable", False)
+        assert main(["resume", str(tmp_path / "declared"), "--steps", "60"]) == 0
+    assert "with a fresh episode" in capsys.readouterr().err
+    assert json.loads((tmp_path / "declared" / "summary.json").read_text())["train_episodes"] == 1
+    assert main(["resume", str(tmp_path / "replayed"), "--steps", "60"]) == 0
+    assert "fresh episode" not in capsys.readouterr().err
+    assert main(["resume", str(tmp_path / "fresh"), "--steps", "60", "--fresh-episode"]) == 0
+    assert "with a fresh episode: the run is exact up to this restart" in capsys.readouterr().err
+    replayed, fresh = (json.loads((tmp_path / name / "summary.json").read_text()) for name in ("replayed", "fresh"))
+    assert (replayed["env_steps"], fresh["env_steps"]) == (60, 60)
+    assert replayed["train_episodes"] == 0  # the first episode goes on to step 200
+    assert fresh["train_episodes"] == 1  # it ended at the checkpoint (step 30), scored like any other
+    assert fresh["final_eval"]["train_episodes"] == 1

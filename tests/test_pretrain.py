@@ -57,6 +57,10 @@ def test_pretrain_then_finetune_end_to_end(tmp_path, capsys, hopper_dataset, alg
         assert checkpoint.load_meta(checkpoint.resolve(fine))["algo"] == algo
     else:  # the WSRL learner at UTD 2: updates from max(K=10, 2 x 8)+1 on
         assert int(rows(fine)[-1]["grad_step"]) == 2 * (30 - 16)
+    capsys.readouterr()  # one x-axis per figure: gradient steps offline, env steps online
+    assert main(["plot", str(pre), str(fine), "--out", str(tmp_path / "mixed.png")]) == 2
+    assert "cannot plot pre-training runs (x: gradient steps) and online runs" in capsys.readouterr().err
+    assert not (tmp_path / "mixed.png").exists()
     wrong = {"calql": ("cql", "holds calql"), "cql": ("iql", "holds cql"), "iql": ("wsrl", "cannot seed")}
     wrong_method, message = wrong[algo]
     capsys.readouterr()
@@ -72,8 +76,10 @@ def test_calql_checkpoint_restores_into_online_agent_with_moments(tmp_path, hopp
     directory = checkpoint.resolve(pre)
     state = serialization.msgpack_restore((directory / "agent.msgpack").read_bytes())
     assert state["cql_lagrange"] is not None  # the antmaze preset tunes the CQL multiplier...
+    recorded = checkpoint.load_meta(directory)["agent_config"]  # CQL's: SAC's fields and the penalty's
+    sac_fields = {f.name for f in dataclasses.fields(SACConfig)}
     online = dataclasses.replace(online_preset("antmaze"), env="Hopper-v5",
-                                 agent=from_dict(SACConfig, checkpoint.load_meta(directory)["agent_config"]))
+                                 agent=from_dict(SACConfig, {k: v for k, v in recorded.items() if k in sac_fields}))
     agent = initial_agent(online, 11, 3, pre)  # ...which the online agent drops
     assert isinstance(agent, SACAgent) and not hasattr(agent, "cql_lagrange")
     restored = serialization.to_state_dict(agent)

@@ -14,6 +14,8 @@ import pytest
 
 from wsrl.cli import main
 
+pytestmark = pytest.mark.slow  # runs whole `wsrl` commands or processes (`pytest -m "not slow"` skips it)
+
 NETS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "8"]
 RUN = ["--eval-episodes", "1", "--log-every", "10", "--checkpoint-every", "20", "--checkpoint-minutes", "0"]
 WALL_CLOCK = ("wall_time", "env_steps_per_s")
@@ -145,7 +147,7 @@ def test_pretraining_killed_twice_and_resumed_is_bit_identical(tmp_path, monkeyp
 ])
 def test_resume_bad_input_is_one_line_and_changes_nothing(tmp_path, capsys, case, message):
     run = tmp_path / "run"
-    assert main(["train", "--env", "Hopper-v5", "--steps", "40", "--warmup-steps", "40", *NETS, "--eval-episodes",
+    assert main(["train", "--env", "Hopper-v5", "--steps", "40", "--warmup-steps", "30", *NETS, "--eval-episodes",
                  "1", "--checkpoint-every", "20", "--out", str(run)]) == 0
     target, extra = run, []
     newest = run / "checkpoints" / "step_40"
@@ -174,7 +176,7 @@ def test_resume_bad_input_is_one_line_and_changes_nothing(tmp_path, capsys, case
 def test_out_that_is_a_file_or_cannot_be_created_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     for out, message in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "run", "cannot be written")):
-        assert main(["train", "--steps", "10", "--out", str(out), *NETS]) == 2
+        assert main(["train", "--steps", "40", "--warmup-steps", "0", "--out", str(out), *NETS]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
     assert (tmp_path / "file").read_text() == "x"

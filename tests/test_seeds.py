@@ -15,6 +15,8 @@ from wsrl.cli import main
 from wsrl.config import OnlineConfig
 from wsrl.train.online import run_online
 
+pytestmark = pytest.mark.slow  # runs whole `wsrl` commands or processes (`pytest -m "not slow"` skips it)
+
 TINY_FLAGS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4",
               "--batch-size", "5", "--utd", "2", "--eval-episodes", "1", "--log-every", "5"]
 WALL_CLOCK = ("wall_time", "env_steps_per_s")

@@ -1,6 +1,5 @@
 """Stopping a run: SIGTERM writes a checkpoint of the current step (and `wsrl resume` continues it, also past its
-budget); a diverging run stops with one line and keeps its last good checkpoint. (Beside test_resume.py, in the
-other pytest process of `bash dev.sh test`.)"""
+budget); a diverging run stops with one line and keeps its last good checkpoint."""
 
 import json
 import signal
@@ -9,9 +8,12 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from test_resume import NETS, checkpoint_steps, rows
 
 from wsrl.cli import main
+
+pytestmark = pytest.mark.slow  # runs whole `wsrl` commands or processes (`pytest -m "not slow"` skips it)
 
 
 def test_sigterm_checkpoints_the_current_step_and_resume_extends_the_budget(tmp_path, capsys):
@@ -69,12 +71,12 @@ def test_a_finished_run_resumed_past_its_budget_is_not_finished_until_it_ends(tm
     """A run extended by `wsrl resume --steps` and stopped before its new end must not look finished (compare and the
     sac-ladder skip finished runs): resuming removes the summary of the old budget."""
     out = tmp_path / "run"
-    assert main(["train", "--env", "Hopper-v5", "--steps", "40", "--warmup-steps", "40", *NETS, "--eval-episodes",
+    assert main(["train", "--env", "Hopper-v5", "--steps", "40", "--warmup-steps", "30", *NETS, "--eval-episodes",
                  "1", "--checkpoint-every", "20", "--out", str(out)]) == 0
     assert (out / "summary.json").is_file()
     from wsrl.train import online
 
-    def stopped(out, config, directories, on_start):  # killed right after it started
+    def stopped(out, config, directories, on_start, fresh_episode):  # killed right after it started
         on_start()
         raise KeyboardInterrupt
 

@@ -8,6 +8,8 @@ import pytest
 
 from wsrl.cli import main
 
+pytestmark = pytest.mark.slow  # runs whole `wsrl` commands or processes (`pytest -m "not slow"` skips it)
+
 TINY = {"env": "InvertedPendulum-v5", "steps": 40, "actor_hidden_dims": [8],
         "critic_hidden_dims": [8, 8], "num_critics": 2, "batch_size": 8, "eval_episodes": 1, "eval_every": 20,
         "log_every": 20, "critic_layer_norm": False}

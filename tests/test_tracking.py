@@ -11,6 +11,8 @@ import pytest
 
 from wsrl.cli import main
 
+pytestmark = pytest.mark.slow  # runs whole `wsrl` commands or processes (`pytest -m "not slow"` skips it)
+
 TINY = ["train", "--env", "InvertedPendulum-v5", "--steps", "60", "--warmup-steps", "20", "--actor-hidden-dims", "8",
         "--critic-hidden-dims", "8", "8", "--num-critics", "2", "--batch-size", "8", "--eval-episodes", "1",
         "--eval-every", "20", "--log-every", "20"]

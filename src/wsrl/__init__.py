@@ -5,7 +5,7 @@ The Python API (docs/api.md): `pretrain`, `train`, `finetune`, `resume`, `evalua
 `Run`; bad input raises `UserError`.
 """
 
-__version__ = "0.1.0"
+from wsrl._version import __version__  # noqa: I001
 
 # The subpackage wsrl.train is imported first, so that the name `wsrl.train` stays the API's function: importing a
 # subpackage binds its name in the parent only the first time (`from wsrl.train.online import ...` still works).

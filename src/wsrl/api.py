@@ -25,7 +25,7 @@ import numpy as np
 from wsrl.config import OfflineConfig, OnlineConfig, flag_name
 from wsrl.deploy import EVAL_ACTION_LIMIT
 from wsrl.errors import UserError
-from wsrl.resolve import refusal
+from wsrl.resolve import network_of_checkpoint, refusal
 
 Dataset = str | os.PathLike | Mapping[str, np.ndarray]
 EnvSpec = str | Callable[[], Any]
@@ -47,14 +47,14 @@ class Run:
     @property
     def config(self) -> dict[str, Any]:
         """config.json's resolved config."""
-        from wsrl.train import rundir
+        from wsrl import rundir
 
         return rundir.read_config(self.directory)
 
     @property
     def metrics(self) -> list[dict[str, float]]:
         """metrics.csv's rows (of the first seed, for a run of several), empty cells left out."""
-        from wsrl.train import rundir
+        from wsrl import rundir
 
         with open(rundir.members(self.directory)[0] / "metrics.csv") as f:
             rows = list(csv.DictReader(f))
@@ -76,9 +76,8 @@ class Policy:
     def __init__(self, path: str | os.PathLike, deterministic: bool = True, seed: int = 0):
         import jax
 
-        from wsrl import checkpoint
+        from wsrl import checkpoint, rundir
         from wsrl.agents import agent_from_meta
-        from wsrl.train import rundir
 
         source = Path(path)
         directory = checkpoint.resolve(rundir.members(source)[0] if source.is_dir() else source)
@@ -220,7 +219,7 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
 
 
 def _out(out: str | os.PathLike | None, command: str, name: str, seed: int, seeds: int) -> Path:
-    from wsrl.train import rundir
+    from wsrl import rundir
 
     return Path(out) if out is not None else Path(rundir.default_out(command, name, seed, seeds))
 
@@ -297,15 +296,18 @@ def pretrain(dataset: Dataset, *, preset: str = "locomotion", algo: str | None =
     return Run(target)
 
 
-def _online(command: str, env: EnvSpec, pretrained: str | os.PathLike | None, preset: str, method_name: str,
+def _online(command: str, env: EnvSpec, pretrained: str | os.PathLike | None, preset: str | None, method_name: str,
             out: str | os.PathLike | None, seeds: int, overwrite: bool, overrides: dict[str, Any]) -> Run:
     from wsrl.envs import env_id
-    from wsrl.presets import online_preset
+    from wsrl.presets import DEFAULT_PRESET, online_preset
     from wsrl.presets.methods import method
     from wsrl.train.online import run_online
 
-    base = dataclasses.replace(method(method_name, command).apply(online_preset(preset)), env=env_id(env))
+    base = dataclasses.replace(method(method_name, command).apply(online_preset(preset or DEFAULT_PRESET)),
+                               env=env_id(env))
     config: OnlineConfig = with_overrides(base, overrides, command, method_name)
+    if pretrained is not None:
+        config = network_of_checkpoint(config, pretrained, set(overrides), preset)
     target = _out(out, command, config.env.replace("/", "_").replace(":", "_"), config.seed, seeds)
     args = {"env": config.env, **({"pretrained": os.fspath(pretrained)} if pretrained else {}), "preset": preset,
             "method": method_name, **overrides}
@@ -323,23 +325,27 @@ def train(env: EnvSpec, *, preset: str = "locomotion", method: str = "sac-fast",
     return _online("train", env, None, preset, method, out, seeds, overwrite, overrides)
 
 
-def finetune(env: EnvSpec, *, pretrained: str | os.PathLike, preset: str = "locomotion", method: str = "wsrl",
+def finetune(env: EnvSpec, *, pretrained: str | os.PathLike, preset: str | None = None, method: str = "wsrl",
              out: str | os.PathLike | None = None, seeds: int = 1, overwrite: bool = False,
              **overrides: Any) -> Run:
-    """Fine-tune the `pretrained` run (or checkpoint) online on `env` with WSRL (or another `method`): use the preset
-    it was pre-trained with, so that its networks load as they are."""
+    """Fine-tune the `pretrained` run (or checkpoint) online on `env` with WSRL (or another `method`). The learner's
+    networks are shaped as the checkpoint's; `preset` (default: the locomotion preset) gives the other settings, and
+    a preset or override that contradicts the checkpoint's networks is refused."""
     return _online("finetune", env, pretrained, preset, method, out, seeds, overwrite, overrides)
 
 
-def resume(run_dir: str | os.PathLike, *, steps: int | None = None, env: EnvSpec | None = None) -> Run:
+def resume(run_dir: str | os.PathLike, *, steps: int | None = None, env: EnvSpec | None = None,
+           fresh_episode: bool = False) -> Run:
     """Continue an interrupted run (or extend a finished one to `steps`) from its newest checkpoint. A run made
-    from an env callable needs the same callable again as `env`."""
+    from an env callable needs the same callable again as `env`. `fresh_episode`: start a new episode instead of
+    replaying the interrupted one's actions (a robot; exact up to the restart)."""
     from wsrl.envs import env_id
     from wsrl.train.resume import resume as resume_run
 
     if env is not None:
         env_id(env)  # registers a callable under the id the run recorded
-    resume_run(Path(run_dir), steps, command=_command("resume", run_dir=os.fspath(run_dir), steps=steps))
+    resume_run(Path(run_dir), steps, command=_command("resume", run_dir=os.fspath(run_dir), steps=steps,
+                                                      fresh_episode=fresh_episode), fresh_episode=fresh_episode)
     return Run(Path(run_dir))
 
 

@@ -17,8 +17,8 @@ import jax
 import numpy as np
 from flax import serialization
 
-from wsrl import __version__
-from wsrl.config import to_dict
+from wsrl._version import __version__
+from wsrl.config import ALGO_CONFIGS, from_dict, to_dict
 from wsrl.errors import UserError
 
 AGENT_FILE, META_FILE = "agent.msgpack", "meta.json"
@@ -85,7 +85,7 @@ def resolve(path: str | Path) -> Path:
         return candidates[-1]
     if not path.exists():
         raise UserError(f"--from {path}: no such file or directory; give a run directory or a checkpoint")
-    from wsrl.train.rundir import group_seeds
+    from wsrl.rundir import group_seeds
 
     seeds = group_seeds(path)
     if seeds is not None:
@@ -96,10 +96,43 @@ def resolve(path: str | Path) -> Path:
 
 
 def load_meta(directory: Path) -> dict[str, Any]:
+    """meta.json, checked where it is read: a JSON object naming a known learner, a config of that learner, positive
+    observation and action sizes, an env id or null, and non-negative step counts; anything else is one UserError
+    naming the file."""
+    path = directory / META_FILE
     try:
-        return json.loads((directory / META_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"checkpoint {directory}: unreadable {META_FILE} ({e})") from None
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: unreadable meta.json ({type(e).__name__}); the checkpoint is damaged: use an "
+                        "earlier one (checkpoints/step_*) or train again") from None
+    problem = _meta_problem(meta)
+    if problem:
+        raise UserError(f"{path}: {problem}; the checkpoint is damaged: use an earlier one (checkpoints/step_*) or "
+                        "train again")
+    return meta
+
+
+def _meta_problem(meta: Any) -> str | None:
+    if not isinstance(meta, dict):
+        return f"not a JSON object but a {type(meta).__name__}"
+    algo = meta.get("algo", "sac")
+    if algo not in ALGO_CONFIGS:
+        return f"unknown learner {algo!r} (known: {', '.join(ALGO_CONFIGS)})"
+    for key in ("obs_dim", "action_dim"):
+        if type(meta.get(key)) is not int or meta[key] < 1:
+            return f"{key} must be a positive integer, got {meta.get(key)!r}"
+    for key in ("env_step", "grad_step"):
+        if key in meta and (type(meta[key]) is not int or meta[key] < 0):
+            return f"{key} must be a non-negative integer, got {meta[key]!r}"
+    if meta.get("env") is not None and not isinstance(meta["env"], str):
+        return f"env must be an env id or null, got {meta['env']!r}"
+    if not isinstance(meta.get("agent_config"), dict):
+        return f"agent_config must be a JSON object, got {meta.get('agent_config')!r}"
+    try:
+        from_dict(ALGO_CONFIGS[algo], meta["agent_config"]).validate()
+    except (TypeError, ValueError) as e:
+        return f"agent_config is not a {algo} config ({e})"
+    return None
 
 
 def load_for_env(path: str | Path, obs_dim: int, action_dim: int, env_id: str) -> tuple[Path, dict[str, Any]]:

@@ -8,133 +8,30 @@ Only this module, `config.py`, `presets/` and tyro are imported before a command
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import dataclasses
-import io
 import json
 import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from unittest import mock
 
-import tyro
 from tyro.conf import Positional
 
 from wsrl.config import (
     CollectConfig,
 )
 from wsrl.errors import Diverged, Stopped, UserError
-from wsrl.presets import DEFAULT_PRESET, PRESETS
-from wsrl.presets.methods import METHODS
-from wsrl.resolve import base as base_config
-from wsrl.resolve import env_of_checkpoint, refuse_inapplicable
-
-COMMANDS = {
-    "demo": "the whole method in minutes: random data -> CQL pre-training -> WSRL fine-tuning -> table and plot",
-    "collect": "make an offline dataset in the Minari format (recipes: random, policy, sac-ladder, waypoint)",
-    "pretrain": "pre-train Cal-QL, CQL or IQL on an offline dataset (Minari id/directory or D4RL hdf5)",
-    "finetune": "fine-tune a checkpoint online with WSRL: warmup with the frozen policy, then ensemble SAC",
-    "train": "train from scratch: the WSRL online learner without data (SAC fast), or RLPD with --method rlpd",
-    "resume": "continue an interrupted pretrain / train / finetune run from its newest checkpoint (--steps: extend)",
-    "eval": "evaluate a checkpoint's deterministic policy",
-    "export": "write a run's policy as a numpy-only file for robots (`wsrl.deploy.NumpyPolicy.load`)",
-    "compare": "pre-train once, run several methods x seeds, write results.csv, a table and comparison.png",
-    "sweep": "search flags of pretrain / train / finetune with Ray Tune (grid, random, ASHA): table and plot",
-    "plot": "learning curves of run directories (mean and 95% bootstrap band over seeds) into a PNG",
-    "data": "`wsrl data info DATASET`: episodes, transitions, returns, normalised-score range, spaces; "
-            "`wsrl data download ID`: fetch a Minari dataset",
-}
-PresetName = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]
-PRESET_HELP = "hyperparameter preset of a benchmark family; other flags override it"
-
-
-# --- tyro, with the one-line error contract -----------------------------------------------------------------
-
-
-def _one_line(report: str) -> str:
-    """The message of tyro's boxed error report (box drawn in unicode on a terminal, in ASCII otherwise)."""
-    lines = [line.strip().strip("│╭╮╰╯|+").strip() for line in report.splitlines()]
-    lines = [line.strip("─ ") for line in lines if line.strip("─- ") and not line.startswith("For full helptext")]
-    if len(lines) < 2:  # [title, message, details...]
-        return lines[0] if lines else "invalid arguments"
-    if lines[1].endswith(":"):  # "Missing from wsrl plot:" followed by the flags, one per line
-        return f"{lines[1]} {', '.join(line for line in lines[2:] if line.startswith('-'))}"
-    if "Perhaps you meant:" in lines:  # tyro's suggestions for a misspelled flag, one per line
-        guesses = [line.split()[0] for line in lines[lines.index("Perhaps you meant:") + 1:] if line.startswith("--")]
-        return f"{lines[1]}; perhaps you meant {' or '.join(dict.fromkeys(guesses))}" if guesses else lines[1]
-    return lines[1]
-
-
-def _parse(cls: type, args: Sequence[str], prog: str, default: Any = None, unknown: bool = False) -> Any:
-    """tyro.cli over `cls`: help exits 0; a usage error becomes a UserError (one line, exit 2)."""
-    report = io.StringIO()
-    wide = {} if {"-h", "--help"} & set(args) else {"COLUMNS": "1000"}  # tyro's error box must not wrap its message
-    try:
-        with contextlib.redirect_stderr(report), mock.patch.dict(os.environ, wide):
-            return tyro.cli(cls, args=list(args), prog=prog, description=COMMANDS[prog.split()[1]],
-                            default=default, return_unknown_args=unknown,
-                            config=(tyro.conf.OmitArgPrefixes, tyro.conf.AvoidSubcommands))
-    except SystemExit as e:
-        if e.code in (0, None):
-            raise
-        raise UserError(f"{_one_line(report.getvalue())} (see `{prog} --help`)") from None
-
-
-def _arg(help: str, **kwargs: Any) -> Any:
-    return tyro.conf.arg(help=help, **kwargs)
-
-
-# --- pretrain / train / finetune ----------------------------------------------------------------------------
-
-
-def _run_command(command: str, known: argparse.Namespace, base: Any) -> type:
-    """The dataclass of a training command's flags: its own options, then every config field."""
-    fields: list[tuple[str, Any, Any]] = []
-    if command == "finetune":
-        fields.append(("from_path", Annotated[str, _arg("run directory or checkpoint directory to start from",
-                                                      name="from")], field(default=known.from_path or "")))
-    if command in ("train", "finetune"):
-        names = tuple(n for n, m in METHODS.items() if m.from_checkpoint == (command == "finetune"))
-        about = "; ".join(f"{n}: {METHODS[n].about}" for n in names)
-        fields.append(("method", Annotated[Literal[names], _arg(about)], field(default=known.method)))
-    fields += [
-        ("preset", Annotated[PresetName, _arg(PRESET_HELP)], field(default=known.preset)),
-        ("out", Annotated[str | None, _arg("run directory to write (None: runs/COMMAND_NAME_SEED_TIME)")],
-         field(default=None)),
-        ("overwrite", Annotated[bool, _arg("replace --out if it already holds a run")], field(default=False)),
-        *([("download", Annotated[bool, _arg("fetch --dataset (a Minari id) from Minari's remote first, unless it "
-                                            "is already in the Minari root")], field(default=False))]
-          if command == "pretrain" else []),
-        ("seeds", Annotated[int, _arg("seeds run together in this process (--seed, --seed + 1, ...), each into "
-                                      "OUT/seedS/" + (" from FROM/seedS/ when --from is a run of as many seeds"
-                                                      if command == "finetune" else ""))], field(default=1)),
-        ("config", type(base), field(default=base)),
-    ]
-    return dataclasses.make_dataclass(f"{command.capitalize()}Command", fields, frozen=True)
-
-
-def resolve(command: str, args: Sequence[str], checkpoint_env: bool = True) -> Any:
-    """The parsed flags of `wsrl pretrain|train|finetune ARGS` (`.config`: the run's config); a UserError for bad
-    input. `checkpoint_env=False` skips reading finetune's --from (which may not exist yet) for its default env."""
-    known, base = base_config(command, args)
-    if command == "finetune" and not known.from_path and not {"-h", "--help"} & set(args):
-        raise UserError("--from RUN_OR_CHECKPOINT is required: the pre-trained run to fine-tune")
-    refuse_inapplicable(command, args, known, base)
-    if command == "finetune" and known.from_path and checkpoint_env:
-        base = env_of_checkpoint(base, known.from_path)
-    return _parse(_run_command(command, known, base), args, f"wsrl {command}")
+from wsrl.presets import DEFAULT_PRESET
+from wsrl.resolve import COMMANDS, PRESET_HELP, PresetName, arg, parse, resolve
 
 
 def _run(command: str, args: Sequence[str]) -> int:
     parsed = resolve(command, args)
     config = parsed.config
 
-    from wsrl.train import rundir
+    from wsrl import rundir
 
     if getattr(parsed, "download", False):
         from wsrl.data.loaders import download
@@ -163,11 +60,13 @@ def _report(summary: dict[str, Any], out: str) -> None:
     final, seeds = summary["final_eval"], summary.get("seeds")
     if seeds:
         steps = f"{len(seeds)} seeds x {steps}"
-    result = "no evaluation env" if not final else f"final eval return {final['eval_return']:.1f}"
+    key = "eval_return" if "eval_return" in final else "train_return"
+    kind = "final eval return" if key == "eval_return" else "return of the last training episodes"
+    result = f"{kind} {final[key]:.1f}" if key in final else "no evaluation"
     if final.get("eval_normalized_score") is not None:
         result += f" (normalised score {final['eval_normalized_score']:.1f})"
-    if seeds and final:
-        result += f": mean over seeds, lowest {summary['final_eval_min']['eval_return']:.1f}"
+    if seeds and key in final:
+        result += f": mean over seeds, lowest {summary['final_eval_min'][key]:.1f}"
     print(f"done: {steps} in {summary['wall_time_s']:.0f}s; {result}; run directory {out}")
 
 
@@ -182,7 +81,7 @@ class CollectCommand:
     id."""
     suite: str | None = None
     """Collect every dataset of a suite: a TOML file, or the name of one shipped with wsrl (e.g. cpu)."""
-    from_path: Annotated[str | None, _arg("policy recipe: run or checkpoint directory; demos, dapg, adroit-binary: "
+    from_path: Annotated[str | None, arg("policy recipe: run or checkpoint directory; demos, dapg, adroit-binary: "
                                           "a hand_dapg checkout or its file", name="from")] = None
     overwrite: bool = False
     """Replace an existing dataset of that id."""
@@ -190,7 +89,7 @@ class CollectCommand:
 
 
 def _collect(args: Sequence[str]) -> int:
-    parsed = _parse(CollectCommand, args, "wsrl collect")
+    parsed = parse(CollectCommand, args, "wsrl collect")
     from wsrl.collect import collect, collect_suite
 
     if parsed.suite is not None:
@@ -210,12 +109,12 @@ class DemoCommand:
     """Smoke-test budgets (under 2 minutes)."""
     seed: int = 0
     """Seed of the data, the agents and the evaluation."""
-    out: str = "runs/demo"
-    """Directory for the demo's runs, table and plot."""
+    out: str | None = None
+    """Directory for the demo's runs, table and plot (None: runs/demo, or runs/demo-quick with --quick)."""
 
 
 def _demo(args: Sequence[str]) -> int:
-    parsed = _parse(DemoCommand, args, "wsrl demo")
+    parsed = parse(DemoCommand, args, "wsrl demo")
     from wsrl.demo import run_demo
 
     run_demo(parsed.out, parsed.seed, parsed.quick)
@@ -235,13 +134,14 @@ class CompareCommand:
     """Offline gradient steps of each pre-training."""
     out: str
     """Comparison directory (an interrupted one resumes). Other flags (e.g. --critic-hidden-dims 64 64) are
-    passed to every run whose method uses them."""
+    passed to every run whose method uses them; --FLAG@METHOD VALUE (e.g. --warmup-steps@wsrl 2000) to that
+    method's runs alone."""
     seeds: int = 3
     """Seeds per method."""
     first_seed: int = 0
     """The seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1: more seeds of a comparison, run later or on another
     machine into another --out (pre-training seed S starts fine-tuning seed S)."""
-    preset: Annotated[PresetName, _arg(PRESET_HELP)] = DEFAULT_PRESET
+    preset: Annotated[PresetName, arg(PRESET_HELP)] = DEFAULT_PRESET
     env: str = ""
     """Environment (default: the dataset's)."""
     workers: int = 1
@@ -264,7 +164,7 @@ class CompareCommand:
 
 
 def _compare(args: Sequence[str]) -> int:
-    parsed, extra = _parse(CompareCommand, args, "wsrl compare", unknown=True)
+    parsed, extra = parse(CompareCommand, args, "wsrl compare", unknown=True)
     from rich.console import Console
     from rich.table import Table
 
@@ -288,7 +188,7 @@ def _compare(args: Sequence[str]) -> int:
 
 @dataclass(frozen=True)
 class SweepCommand:
-    spec: Annotated[Positional[str], _arg("sweep spec (TOML; see docs/sweeps.md, benchmarks/sweeps/warmup.toml)",
+    spec: Annotated[Positional[str], arg("sweep spec (TOML; see docs/sweeps.md, benchmarks/sweeps/warmup.toml)",
                                           metavar="SPEC.toml")]
     out: str | None = None
     """Sweep directory (default: the spec's `out`); running the same sweep again continues it."""
@@ -297,7 +197,7 @@ class SweepCommand:
 
 
 def _sweep(args: Sequence[str]) -> int:
-    parsed = _parse(SweepCommand, args, "wsrl sweep")
+    parsed = parse(SweepCommand, args, "wsrl sweep")
     from rich.console import Console
     from rich.table import Table
 
@@ -320,7 +220,7 @@ def _sweep(args: Sequence[str]) -> int:
 @dataclass(frozen=True)
 class PlotCommand:
     runs: Annotated[Positional[tuple[str, ...]],
-                    _arg("run directories (names differing by a trailing seedN share a curve)", metavar="RUN_DIR")]
+                    arg("run directories (names differing by a trailing seedN share a curve)", metavar="RUN_DIR")]
     out: str
     """PNG file to write."""
     title: str | None = None
@@ -328,11 +228,11 @@ class PlotCommand:
 
 
 def _plot(args: Sequence[str]) -> int:
-    parsed = _parse(PlotCommand, args, "wsrl plot")
+    parsed = parse(PlotCommand, args, "wsrl plot")
     if not parsed.runs:
         raise UserError("give at least one run directory to plot (see `wsrl plot --help`)")
     from wsrl.plots import plot_runs
-    from wsrl.train.rundir import members
+    from wsrl.rundir import members
 
     runs = [member for run in parsed.runs for member in members(Path(run))]  # a multi-seed run: each seed
     print(f"wrote {plot_runs(runs, parsed.out, parsed.title)}")
@@ -342,13 +242,13 @@ def _plot(args: Sequence[str]) -> int:
 @dataclass(frozen=True)
 class DataCommand:
     action: Annotated[Positional[Literal["info", "download"]],
-                      _arg("info: describe the dataset; download: fetch it from Minari's remote into the Minari root")]
-    dataset: Annotated[Positional[str], _arg("Minari dataset id (e.g. D4RL/antmaze/large-diverse-v1) or directory, "
+                      arg("info: describe the dataset; download: fetch it from Minari's remote into the Minari root")]
+    dataset: Annotated[Positional[str], arg("Minari dataset id (e.g. D4RL/antmaze/large-diverse-v1) or directory, "
                                              "or D4RL hdf5 file (info)", metavar="DATASET")]
 
 
 def _data(args: Sequence[str]) -> int:
-    parsed = _parse(DataCommand, args, "wsrl data")
+    parsed = parse(DataCommand, args, "wsrl data")
     from wsrl.data.loaders import describe, download, read_dataset
 
     if parsed.action == "download":
@@ -361,23 +261,27 @@ def _data(args: Sequence[str]) -> int:
 
 @dataclass(frozen=True)
 class ResumeCommand:
-    run: Annotated[Positional[str], _arg("run directory of a pretrain, train or finetune run")]
+    run: Annotated[Positional[str], arg("run directory of a pretrain, train or finetune run")]
     steps: int | None = None
     """New budget (env steps online, gradient steps offline); None: the run's own."""
+    fresh_episode: bool = False
+    """Online runs: end the interrupted episode at the checkpoint and start a new one, instead of replaying its
+    actions open loop (unsafe on hardware; envs with metadata "replayable": False always get this). The resumed
+    run is exact up to the restart."""
 
 
 def _resume(args: Sequence[str]) -> int:
-    parsed = _parse(ResumeCommand, args, "wsrl resume")
+    parsed = parse(ResumeCommand, args, "wsrl resume")
     from wsrl.train.resume import resume
 
-    summary = resume(parsed.run, parsed.steps, shlex.join(["wsrl", "resume", *args]))
+    summary = resume(parsed.run, parsed.steps, shlex.join(["wsrl", "resume", *args]), parsed.fresh_episode)
     _report(summary, parsed.run)
     return 0
 
 
 @dataclass(frozen=True)
 class EvalCommand:
-    from_path: Annotated[str, _arg("run directory or checkpoint directory", name="from")]
+    from_path: Annotated[str, arg("run directory or checkpoint directory", name="from")]
     env: str | None = None
     """Environment id (default: the one the checkpoint was trained on)."""
     eval_episodes: int = 20
@@ -387,7 +291,7 @@ class EvalCommand:
 
 
 def _eval(args: Sequence[str]) -> int:
-    parsed = _parse(EvalCommand, args, "wsrl eval")
+    parsed = parse(EvalCommand, args, "wsrl eval")
     if parsed.eval_episodes < 1:
         raise UserError(f"--eval-episodes must be a positive integer, got {parsed.eval_episodes}")
     from wsrl.evaluation import evaluate_checkpoint
@@ -406,7 +310,7 @@ class ExportCommand:
 
 
 def _export(args: Sequence[str]) -> int:
-    parsed = _parse(ExportCommand, args, "wsrl export")
+    parsed = parse(ExportCommand, args, "wsrl export")
     from wsrl.api import export
 
     print(f"wrote {export(parsed.run, parsed.out)}: load it with wsrl.deploy.NumpyPolicy.load (numpy only)")

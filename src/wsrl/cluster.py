@@ -2,19 +2,24 @@
 
 A task runs one wsrl command (the same arguments the local backend gives a process) in a fresh Ray worker process,
 which ends with it (`max_calls=1`). A worker (or node) that dies is retried by Ray, and the retry continues the run
-from its newest checkpoint (`compare.job_args`), so a comparison survives a lost node and ends with the results of an
+from its newest checkpoint (`jobs.job_args`), so a comparison survives a lost node and ends with the results of an
 uninterrupted one. Run directories are written where the command names them: with a cluster of several machines,
 `--out` and the Minari root must be a path every node sees (a shared file system).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from wsrl.errors import UserError
+from wsrl.jobs import command, failure, job_args, job_log
 
 RETRIES = 3  # of a task whose worker died
 FORWARDED = ("JAX_", "XLA_", "MINARI_", "WANDB_", "CUDA_")  # the driver's settings every worker runs with
@@ -68,25 +73,36 @@ def _task(job: Any, log: str, *_after: None) -> None:
     """A Ray task: bring `job`'s run to its end (its own command, `resume`, or nothing) in this fresh worker
     process, the output into `log`. `_after`: the results of the tasks it waits for (Ray starts it once they
     have ended)."""
-    from wsrl.cli import main
-    from wsrl.compare import job_args
-
     args = job_args(job)
     if args is None:
         return
     with open(log, "w") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-    if main(list(args)) != 0:
+        # The run dies with this worker (as it did when it ran in the worker's process), so that Ray's retry
+        # never meets it still running; a cancelled task stops it with SIGTERM (it checkpoints and exits).
+        process = subprocess.Popen(command(args), stdout=f, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent())
+        try:
+            returncode = process.wait()
+        finally:  # the task cancelled or its worker stopped: the run checkpoints and exits
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+    if returncode != 0:
         raise RuntimeError(f"`wsrl {' '.join(args)}` failed")
+
+
+def _die_with_parent() -> Any:
+    """A `preexec_fn` that has the child killed (SIGKILL) when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG; elsewhere None). The libc function is looked up before the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
 def run_jobs(jobs: list[Any], cpus: float, gpus: float) -> Iterator[Any]:
     """Run the compare jobs as Ray tasks with `cpus` / `gpus` each, a job's task once the task of the job it comes
     `after` has ended; yields each job as it ends. A worker's death retries the task (up to RETRIES times), and the
     retry resumes the run from its newest checkpoint."""
-    from wsrl.compare import failure, job_log
-
     ray = connect()
     task = ray.remote(max_calls=1)(_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=RETRIES,
                                                   retry_exceptions=False)

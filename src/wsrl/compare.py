@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -27,12 +26,11 @@ import numpy as np
 from wsrl.config import flag_values, positive_flag
 from wsrl.data.loaders import download, read_dataset
 from wsrl.errors import Stopped, UserError
+from wsrl.jobs import Job, command, failure, job_args, job_log
 from wsrl.plots import mean_over_steps, plot_runs, read_run
 from wsrl.presets import PRESETS, offline_preset, online_preset
 from wsrl.presets.methods import METHODS
-from wsrl.train import rundir
 from wsrl.train.lifecycle import stop_signals
-from wsrl.train.resume import resumable
 
 RESULT_COLUMNS = ("method", "seed", "score_start", "score_dip", "score_end", "auc", "regret", "run_dir")
 DIP_WINDOW = 10_000  # the dip: the lowest evaluation in this many online steps after the warmup
@@ -75,18 +73,29 @@ class Comparison:
                             f"{self.cpus_per_run}, {self.gpus_per_run})")
         runs = [*self.pretrain_configs().values(), *self.method_configs().values()]
         groups = flag_groups(self.extra_flags)
-        unknown = [g[0] for g in groups if not any(config_flag(g[0], flag_values(config)) for config in runs)]
+        for token, *_ in groups:
+            flag, _, name = token.partition("@")
+            if name and name not in self.methods:
+                raise UserError(f"{token}: {name!r} is not one of --methods {','.join(self.methods)}")
+            if name and not config_flag(flag, flag_values(self.method_configs()[name])):
+                raise UserError(f"{token}: method {name} has no flag {flag} (see `wsrl finetune --method {name} "
+                                "--help`)")
+        unknown = [g[0] for g in groups
+                   if "@" not in g[0] and not any(config_flag(g[0], flag_values(config)) for config in runs)]
         if unknown:
             raise UserError(f"unknown flag(s) {', '.join(unknown)} (see `wsrl compare --help`, `wsrl finetune "
                             "--help`)")
         base = flag_values(online_preset(self.preset))
         for token, *_ in groups:
+            if "@" in token:  # set for that method alone, by name
+                continue
             flag = config_flag(token, base) or token
             clashing = [m for m, config in self.method_configs().items()
                         if flag in base and flag_values(config).get(flag, base[flag]) != base[flag]]
             if clashing:
                 raise UserError(f"{token} would override what --methods {', '.join(clashing)} set; drop it (each "
-                                "method's settings are part of what is compared)")
+                                f"method's settings are part of what is compared), or set it for one method with "
+                                f"{token}@METHOD")
 
     def pretrain_configs(self) -> dict[str, object]:
         """Offline algorithm -> its pre-training config, for every algorithm the methods start from."""
@@ -96,10 +105,14 @@ class Comparison:
     def method_configs(self) -> dict[str, object]:
         return {m: METHODS[m].apply(online_preset(self.preset)) for m in self.methods}
 
-    def flags_for(self, config: object) -> list[str]:
-        """The pass-through flags (with their values) that `config` has."""
-        known = flag_values(config)
-        return [token for group in flag_groups(self.extra_flags) if config_flag(group[0], known) for token in group]
+    def flags_for(self, config: object, method: str | None = None) -> list[str]:
+        """The pass-through flags (with their values) that `config` has; `--FLAG@METHOD` ones for `method` alone."""
+        known, chosen = flag_values(config), []
+        for flag, *values in flag_groups(self.extra_flags):
+            flag, _, only = flag.partition("@")
+            if (not only or only == method) and config_flag(flag, known):
+                chosen += [flag, *values]
+        return chosen
 
 
 def config_flag(token: str, known: dict[str, object]) -> str | None:
@@ -119,40 +132,6 @@ def flag_groups(tokens: tuple[str, ...]) -> list[list[str]]:
         else:
             groups[-1].append(token)
     return groups
-
-
-def _wsrl(*args: str) -> list[str]:
-    return [sys.executable, "-m", "wsrl", *args]
-
-
-def job_args(job: Job) -> tuple[str, ...] | None:
-    """The wsrl arguments that bring `job` to its end: none for a finished run (e.g. by another `compare` on the
-    same directory), `resume` for one interrupted after a checkpoint, else its own. A run of another budget or
-    other seeds than `job` asks is refused, not mixed in."""
-    asked = int(job.args[job.args.index("--steps") + 1]) if "--steps" in job.args else None
-    config = rundir.read_config(job.out)
-    recorded = config.get("steps")
-    if None not in (asked, recorded) and asked != recorded:
-        raise UserError(f"{job.out} holds a run of {recorded} steps, not {asked}: give another --out (or extend "
-                        f"it first with `wsrl resume {job.out} --steps {asked}`)")
-    held = rundir.group_seeds(job.out) or ([config["seed"]] if "seed" in config else None)
-    if held is not None and tuple(held) != job.seeds:
-        raise UserError(f"{job.out} holds seed(s) {', '.join(map(str, held))}, not {', '.join(map(str, job.seeds))}:"
-                        " run other seeds (--first-seed) into another --out")
-    if rundir.is_finished(job.out):
-        return None
-    return ("resume", str(job.out)) if resumable(job.out) else job.args
-
-
-def job_log(job: Job) -> Path:
-    """Where a job's output goes: beside its run directory, NAME.log."""
-    job.out.parent.mkdir(parents=True, exist_ok=True)
-    return job.out.parent / f"{job.out.name}.log"
-
-
-def failure(args: tuple[str, ...], log: Path) -> UserError:
-    last = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
-    return UserError(f"`wsrl {' '.join(args)}` failed: {last[0]} (log: {log})")
 
 
 class Processes:
@@ -187,7 +166,7 @@ def _execute(job: Job, processes: Processes) -> None:
         return
     log = job_log(job)
     with open(log, "w") as f:
-        returncode = processes.run(_wsrl(*args), f)
+        returncode = processes.run(command(args), f)
     if returncode not in (0, None):
         raise failure(args, log)
 
@@ -204,19 +183,6 @@ def pretrained_by(c: Comparison, method: str) -> str:
     """The offline algorithm a method starts from: the one it continues, else the preset's own."""
     continued = METHODS[method].apply(online_preset(c.preset)).continued
     return continued.algo if continued is not None else PRESETS[c.preset].DEFAULT_ALGO
-
-
-@dataclass(frozen=True)
-class Job:
-    """One process: a wsrl command writing run directory `out`, which holds the runs of `seeds`."""
-
-    args: tuple[str, ...]
-    out: Path
-    seeds: tuple[int, ...]
-    after: Path | None = None  # the run directory of the pre-training it starts from, which must end first
-
-    def run_dir(self, seed: int) -> Path:
-        return dict(rundir.seed_dirs(self.out, self.seeds[0], len(self.seeds)))[seed]
 
 
 def _jobs(c: Comparison, parent: Path, name: str) -> list[tuple[Path, tuple[int, ...]]]:
@@ -250,7 +216,7 @@ def method_jobs(c: Comparison, pretrained: dict[str, list[Job]]) -> dict[str, li
             retain = ["--dataset", c.dataset] if config.retention is not None else []
             jobs[name].append(Job((*start, "--method", name, "--preset", c.preset, "--steps", str(c.steps),
                                    "--seed", str(seeds[0]), "--seeds", str(len(seeds)), "--out", str(out),
-                                   "--overwrite", *env, *retain, *c.flags_for(config)), out, seeds, after))
+                                   "--overwrite", *env, *retain, *c.flags_for(config, name)), out, seeds, after))
     return jobs
 
 
@@ -334,7 +300,7 @@ def result_row(method: str, seed: int, run_dir: Path) -> dict:
     dip = float(y[after_warmup].min()) if after_warmup.any() else ""
     summary = json.loads((run_dir / "summary.json").read_text())
     regret = ""
-    if len(run["eval_success"][0]) and summary.get("train_episodes"):
+    if (len(run["eval_success"][0]) or len(run["train_success"][0])) and summary.get("train_episodes"):
         regret = 1.0 - summary["train_successes"] / summary["train_episodes"]
     return {"method": method, "seed": seed, "score_start": float(y[0]), "score_dip": dip, "score_end": float(y[-1]),
             "auc": auc, "regret": regret, "run_dir": str(run_dir)}

@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import netrc
 import os
+import types
 import typing
 import urllib.parse
 from dataclasses import dataclass, field
@@ -219,6 +220,11 @@ def _validate_agent(agent: Any) -> None:
         raise UserError(f"impossible agent config: {e}") from None
 
 
+# The learner a checkpoint's meta.json names (`algo`) -> the config class of its `agent_config` (agents/__init__.py
+# maps the same names to the learners).
+ALGO_CONFIGS: dict[str, type] = {"sac": SACConfig, "cql": CQLConfig, "calql": CQLConfig, "iql": IQLConfig}
+
+
 # --- online runs ------------------------------------------------------------------------------------
 
 
@@ -276,7 +282,9 @@ class OnlineConfig:
     eval_every: int = 20_000
     """Evaluate every this many env steps (also before the first update and at the end)."""
     eval_episodes: int = 20
-    """Episodes per evaluation (deterministic policy, unscaled rewards)."""
+    """Episodes per evaluation (deterministic policy, unscaled rewards, in a second env instance). 0: one env and
+    no evaluation rollouts (a robot); every --eval-every steps the training episodes ended since the last such point
+    are scored instead (train_return, train_success)."""
     log_every: int = 1000
     """Write training metrics every this many env steps."""
     checkpoint_every: int = 0
@@ -315,9 +323,12 @@ class OnlineConfig:
         return self.agent if isinstance(self.agent, ContinuedConfig) else None
 
     def validate(self) -> None:
-        _require_at_least(self, 1, "steps", "eval_every", "eval_episodes", "log_every", "buffer_capacity")
+        _require_at_least(self, 1, "steps", "eval_every", "log_every", "buffer_capacity")
         _check_wandb(self)
-        _require_at_least(self, 0, "warmup_steps", "checkpoint_every", "checkpoint_minutes", "keep_checkpoints")
+        _require_at_least(self, 0, "warmup_steps", "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
+                          "eval_episodes")
+        if self.jsrl is not None and self.eval_episodes == 0:
+            raise UserError("JSRL shrinks its guide's horizon as evaluations improve: give --eval-episodes >= 1")
         if self.retention is not None:
             if not 0.0 <= self.retention.offline_ratio <= 1.0:
                 raise UserError(f"--offline-ratio must be in [0, 1], got {self.retention.offline_ratio}")
@@ -456,24 +467,64 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a (nested) config from `to_dict` output; lists become tuples, unknown keys are refused."""
+    """Rebuild a (nested) config from `to_dict` output (what config.json and meta.json hold): lists become tuples;
+    a key the class does not have, or a value not of its field's type, is a ValueError naming the field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls, include_extras=False)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names - {"kind"})
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
     kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
+    for name in names & set(data):
+        value = data[name]
         if isinstance(value, dict):
-            options = [t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if dataclasses.is_dataclass(t)]
-            kind = value.get("kind", options[0].__name__)
+            options = [t for t in typing.get_args(hints[name]) or (hints[name],) if dataclasses.is_dataclass(t)]
+            kind = value.get("kind", options[0].__name__ if options else None)
             chosen = next((t for t in options if t.__name__ == kind), None)
             if chosen is None:
-                raise ValueError(f"{cls.__name__}.{f.name}: unknown kind {kind!r}")
+                raise ValueError(f"{cls.__name__}.{name}: unknown kind {kind!r}")
             value = from_dict(chosen, {k: v for k, v in value.items() if k != "kind"})
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[f.name] = value
+        else:
+            if isinstance(value, list):
+                value = tuple(value)
+            if not _conforms(value, hints[name]):
+                raise ValueError(f"{cls.__name__}.{name}: {value!r} is not of type {_type_name(hints[name])}")
+        kwargs[name] = value
     return cls(**kwargs)
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a config field's type (ints pass for floats, as JSON writes 10.0 as 10)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if origin is Literal:
+        return value in args
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_conforms(v, a) for v, a in zip(value, args, strict=True))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if dataclasses.is_dataclass(hint):
+        return False  # a nested config is a JSON object, handled by from_dict
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 # --- command-line flags -------------------------------------------------------------------------------

@@ -23,12 +23,14 @@ from wsrl.train.offline import run_offline
 from wsrl.train.online import run_online
 
 # (dataset steps, offline gradient steps, online env steps, warmup steps, eval every)
-BUDGETS = {"default": (5000, 5000, 10_000, 1000, 1000), "quick": (2000, 500, 1000, 500, 500)}
+# quick: the first of WSRL's gradient steps at env step 1025 (one UTD x batch, 4 x 256), ~1900 of them in 1500 steps
+BUDGETS = {"default": (5000, 5000, 10_000, 1000, 1000), "quick": (2000, 500, 1500, 500, 500)}
 
 
-def run_demo(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) -> dict[str, Any]:
-    """Run the demo into `out` (replacing an earlier demo there); returns the summary it prints."""
-    out = Path(out)
+def run_demo(out: str | Path | None = None, seed: int = 0, quick: bool = False) -> dict[str, Any]:
+    """Run the demo into `out` (default runs/demo, or runs/demo-quick with `quick`, so that a quick run never
+    replaces a full one; an earlier demo of the same kind there is replaced); returns the summary it prints."""
+    out = Path(out if out is not None else "runs/demo-quick" if quick else "runs/demo")
     data_steps, offline_steps, online_steps, warmup, eval_every = BUDGETS["quick" if quick else "default"]
     dataset = f"wsrl-demo/invertedpendulum-random-{data_steps}-seed{seed}-v0"
     if find_minari(dataset) is None:
@@ -48,16 +50,17 @@ def run_demo(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) 
                "finetuned_mean_last5": float(online_evals[-5:].mean()),
                "finetuned_best": float(online_evals.max()),
                "offline_steps": offline_steps, "online_steps": online_steps, "warmup_steps": warmup,
+               "online_grad_steps": fine["grad_steps"],
                "wall_time_s": pre["wall_time_s"] + fine["wall_time_s"], "learning_curve": str(figure)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     table = Table(title=f"wsrl demo: {demo.ENV}, seed {seed}")
-    for column in ("stage", "budget", "eval return"):
+    for column in ("stage", "env steps", "grad steps", "eval return"):
         table.add_column(column)
-    table.add_row("pre-trained (CQL, random data)", f"{offline_steps} grad steps",
-                  f"{summary['pretrained_return']:.1f}")
-    table.add_row("fine-tuned (WSRL), final", f"{online_steps} env steps", f"{summary['finetuned_return']:.1f}")
-    table.add_row("fine-tuned, mean of last 5 evals", "", f"{summary['finetuned_mean_last5']:.1f}")
-    table.add_row("fine-tuned, best eval", "", f"{summary['finetuned_best']:.1f}")
+    table.add_row("pre-trained (CQL, random data)", "", str(offline_steps), f"{summary['pretrained_return']:.1f}")
+    table.add_row("fine-tuned (WSRL), final", str(online_steps), str(fine["grad_steps"]),
+                  f"{summary['finetuned_return']:.1f}")
+    table.add_row("fine-tuned, mean of last 5 evals", "", "", f"{summary['finetuned_mean_last5']:.1f}")
+    table.add_row("fine-tuned, best eval", "", "", f"{summary['finetuned_best']:.1f}")
     Console().print(table)
     print(f"learning curve: {figure}; run directories: {out / 'pretrain'}, {out / 'finetune'}")
     return summary

@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from wsrl import rundir  # noqa: E402
 from wsrl.errors import UserError  # noqa: E402
-from wsrl.train import rundir  # noqa: E402
 
 SEED_SUFFIX = re.compile(r"[-_]?seed[-_]?\d+$")
 
@@ -42,18 +42,22 @@ def read_run(run_dir: Path) -> dict:
             np.zeros(0), np.zeros(0))
 
     run = {"label": run_label(run_dir), "x_key": x_key, "warmup": 0 if offline else config.get("warmup_steps", 0),
-           **{k: series(k) for k in ("eval_return", "eval_normalized_score", "eval_success", "q_mean")}}
+           **{k: series(k) for k in ("eval_return", "eval_normalized_score", "eval_success", "q_mean",
+                                      "train_return", "train_success")}}
     return {**run, "score_key": score_key(run, bool(config.get("binary_reward")))}
 
 
 SCORE_NAMES = {"eval_success": "success rate", "eval_normalized_score": "normalised score",
-               "eval_return": "evaluation return"}
+               "eval_return": "evaluation return", "train_return": "return of the training episodes",
+               "train_success": "success rate of the training episodes"}
 
 
 def score_key(run: dict, binary_reward: bool) -> str:
     """The one place a run's score is chosen: the success rate on binary-reward tasks (Adroit binary: the paper's
     measure; their return only counts steps), else the normalised score where the task has reference returns, else
-    the evaluation return."""
+    the evaluation return; for a run without evaluation rollouts, its training episodes' success rate or return."""
+    if not len(run["eval_return"][0]) and len(run["train_return"][0]):  # no evaluation rollouts (--eval-episodes 0)
+        return "train_success" if binary_reward and len(run["train_success"][0]) else "train_return"
     if binary_reward and len(run["eval_success"][0]):
         return "eval_success"
     return "eval_normalized_score" if len(run["eval_normalized_score"][0]) else "eval_return"
@@ -112,11 +116,19 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, title: str | None = N
     runs = [read_run(Path(d)) for d in run_dirs]
     for run, label in zip(runs, labels or [], strict=False):
         run["label"] = label
+    offline = [str(d) for d, r in zip(run_dirs, runs, strict=True) if r["x_key"] == "grad_step"]
+    if offline and len(offline) < len(runs):
+        raise UserError(f"cannot plot pre-training runs (x: gradient steps) and online runs (x: env steps) on one "
+                        f"axis: {', '.join(offline)} pre-trained; plot them separately")
     keys = {r["score_key"] for r in runs}
+    if len({k.startswith("train_") for k in keys}) > 1:
+        raise UserError("cannot plot runs scored by evaluation rollouts and runs scored by their training episodes "
+                        "(--eval-episodes 0) on one axis; plot them separately")
     key = keys.pop() if len(keys) == 1 else "eval_return"
     panels = [(key, SCORE_NAMES[key])]
-    if key != "eval_success" and any(len(r["eval_success"][0]) for r in runs):
-        panels.append(("eval_success", "success rate"))
+    success = "train_success" if key.startswith("train_") else "eval_success"
+    if key != success and any(len(r[success][0]) for r in runs):
+        panels.append((success, SCORE_NAMES[success]))
     if any(len(r["q_mean"][0]) for r in runs):
         panels.append(("q_mean", "mean Q on sampled batch"))
     if not any(len(r[key][0]) for r in runs):

@@ -31,7 +31,7 @@ COLUMNS = (
     "eval_return", "eval_return_std", "eval_normalized_score", "eval_success", "eval_length",
     "critic_loss", "q_mean", "target_q_mean", "actor_loss", "temperature", "temperature_loss", "entropy",
     "td_loss", "cql_penalty", "cql_alpha", "value_loss", "v_mean", "awr_weight_mean", "offline_fraction",
-    "jsrl_horizon",
+    "jsrl_horizon", "train_return", "train_success", "train_episodes",
 )
 
 
@@ -55,9 +55,10 @@ class RunLogger:
         else:
             size, step = resume_at
             self._file = open(path, "r+", newline="")  # noqa: SIM115
+            header = next(csv.reader([self._file.readline()]), list(COLUMNS))  # a run keeps the columns it began with
             self._file.truncate(size)
             self._file.seek(size)
-            self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="ignore")
+            self._csv = csv.DictWriter(self._file, fieldnames=header, extrasaction="ignore")
             self._tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1)
         self._file.flush()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import itertools
 import subprocess
-import sys
 import time
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -23,8 +22,10 @@ import numpy as np
 
 from wsrl.config import flag_name
 from wsrl.errors import UserError
+from wsrl.jobs import Job, command, failure, job_args, job_log
 from wsrl.plots import mean_over_steps, plot_runs, read_run
-from wsrl.train.rundir import members
+from wsrl.resolve import resolve
+from wsrl.rundir import members
 
 COMMANDS = ("pretrain", "train", "finetune")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
@@ -101,8 +102,6 @@ def read_spec(path: str | Path, out: str | None = None) -> Spec:
 
 
 def _check(spec: Spec, path: Path) -> None:
-    from wsrl.cli import resolve
-
     if spec.samples < 1 or spec.grace < 1 or spec.max_concurrent < 0:
         raise UserError(f"{path}: samples and grace must be >= 1 and max_concurrent >= 0")
     if spec.scheduler not in ("none", "asha"):
@@ -175,15 +174,13 @@ def _trial(params: dict[str, Any], spec: Spec) -> None:
     """Tune's trainable: run the trial's wsrl command (or continue it) and report each evaluation as it appears."""
     from ray import tune
 
-    from wsrl.compare import Job, failure, job_args, job_log
-
     out = spec.out / "trials" / tune.get_context().get_trial_id()
     job = Job(spec.trial_args(params, out), out, ())
     args, log = job_args(job), job_log(job)
     process = None
     if args is not None:
         with open(log, "w") as f:
-            process = subprocess.Popen([sys.executable, "-m", "wsrl", *args], stdout=f, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command(args), stdout=f, stderr=subprocess.STDOUT)
     reported = 0
     try:
         while True:
@@ -202,9 +199,7 @@ def _trial(params: dict[str, Any], spec: Spec) -> None:
         raise RuntimeError(str(failure(args, log)))
 
 
-def pretrain_job(spec: Spec) -> Any:
-    from wsrl.compare import Job
-
+def pretrain_job(spec: Spec) -> Job:
     out = spec.out / "pretrain"
     return Job(("pretrain", *flags(spec.pretrain or {}), "--out", str(out), "--overwrite"), out, ())
 

@@ -18,7 +18,8 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from wsrl import __version__, checkpoint
+from wsrl import checkpoint, rundir
+from wsrl._version import __version__
 from wsrl.agents import agent_from_meta
 from wsrl.collect import adroit
 from wsrl.collect.dapg import read_demos, read_policy
@@ -29,7 +30,6 @@ from wsrl.envs import make_env, space_dims, success_flag
 from wsrl.errors import UserError
 from wsrl.evaluation import eval_action
 from wsrl.runlog import ProgressBar
-from wsrl.train import rundir
 from wsrl.train.online import BUFFER_FILE, run_online
 from wsrl.train.resume import resumable, resume
 
@@ -172,7 +172,7 @@ def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart
         online = OnlineConfig(env=config.env, steps=min(segment, config.steps), seed=config.seed,
                               warmup_steps=min(5000, config.steps // 5), warmup_policy="random", eval_every=every,
                               eval_episodes=5, checkpoint_every=every, keep_checkpoints=0, agent=sac)
-        run_online(online, run_dir, overwrite=True, command=command)
+        run_online(online, run_dir, overwrite=True, command=command, require_update=False)  # extended by resume
     while True:
         budget = rundir.read_config(run_dir)["steps"]
         if not rundir.is_finished(run_dir):  # stopped inside a segment

@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import jax
 
-from wsrl import checkpoint
+from wsrl import checkpoint, rundir
 from wsrl.agents import agent_from_meta
 from wsrl.agents.common import Agent, over_seeds, stack, take, update_jit
 from wsrl.agents.cql import CQLAgent
@@ -26,7 +26,6 @@ from wsrl.envs import make_env, native_action_space, space_dims
 from wsrl.errors import Diverged, Stopped, UserError
 from wsrl.evaluation import evaluate
 from wsrl.runlog import ProgressBar, RunLogger, tracking
-from wsrl.train import rundir
 from wsrl.train.lifecycle import (
     CheckpointClock,
     StopRequest,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -31,7 +32,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from wsrl import checkpoint
+from wsrl import checkpoint, rundir
 from wsrl.agents import agent_from_meta
 from wsrl.agents.common import Agent, over_seeds, sample_seeds, stack, take, update_jit
 from wsrl.agents.sac import SACAgent
@@ -41,7 +42,6 @@ from wsrl.envs import make_env, space_dims, success_flag
 from wsrl.errors import Diverged, Stopped, UserError
 from wsrl.evaluation import evaluate
 from wsrl.runlog import ProgressBar, RunLogger, tracking
-from wsrl.train import rundir
 from wsrl.train.lifecycle import (
     CheckpointClock,
     StopRequest,
@@ -74,6 +74,7 @@ class EpisodeStats:
     last_return: float | None = None
     finished: int = 0
     successes: int = 0
+    window: list[tuple[float, bool | None]] = field(default_factory=list)  # (return, success) since the last score
 
     def record(self, raw_reward: float, success: bool | None) -> None:
         self.length += 1
@@ -84,7 +85,19 @@ class EpisodeStats:
         self.last_return = self.raw_return
         self.finished += 1
         self.successes += bool(self.success)
+        self.window.append((self.raw_return, self.success))
         self.length, self.raw_return, self.success = 0, 0.0, None
+
+    def score(self) -> dict[str, float]:
+        """The training episodes ended since the last call, scored (mean return, success rate where the env
+        reports success; {} when none ended): a run without evaluation rollouts is scored by these."""
+        window, self.window = self.window, []
+        if not window:
+            return {}
+        scores = {"train_return": float(np.mean([r for r, _ in window])), "train_episodes": len(window)}
+        if all(success is not None for _, success in window):
+            scores["train_success"] = float(np.mean([bool(success) for _, success in window]))
+        return scores
 
 
 @dataclass
@@ -154,7 +167,7 @@ class OnlineRun:
 
     config: OnlineConfig
     seeds: tuple[SeedRun, ...]
-    eval_env: gym.Env
+    eval_env: gym.Env | None  # None: no evaluation rollouts (--eval-episodes 0)
     out: Path
     batches: BatchSource
     first_update_step: int
@@ -218,6 +231,7 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
     if algo == "iql":
         raise UserError(f"checkpoint {directory} is IQL, whose Gaussian policy cannot seed the SAC learner; "
                         "continue it with --method iql")
+    checkpoint.restore(agent_from_meta(meta), directory)  # the arrays are what meta.json says they are
     fresh = SACAgent.create(config.agent, obs_dim, action_dim, config.seed)
     return checkpoint.restore(fresh, directory, drop=OFFLINE_ONLY_STATE)
 
@@ -244,11 +258,13 @@ def _seed_range(seeds: list[int]) -> str:
 
 def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | None = None,
                overwrite: bool = False, command: str = "", save_buffer: bool = False,
-               seeds: int = 1) -> dict[str, Any]:
+               seeds: int = 1, require_update: bool = True) -> dict[str, Any]:
     """Train `seeds` seeds (config.seed, config.seed + 1, ...) online into run directory `out`; returns the summary
     also written to summary.json (for several seeds, their mean final evaluation; each seed's is in its directory).
 
-    `save_buffer` also writes each seed's replay buffer transitions, oldest first, to replay_buffer.npz.
+    `save_buffer` also writes each seed's replay buffer transitions, oldest first, to replay_buffer.npz. A budget
+    that ends before the first gradient step is refused, unless `require_update` is off (a run that `resume` will
+    extend).
     """
     config.validate()
     out = Path(out)
@@ -264,6 +280,8 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     agents = [initial_agent(c, obs_dim, action_dim, None if config.jsrl is not None else start)
               for c, start in zip(configs, starts, strict=True)]
     batches = batch_source(config, agents[0], obs_dim, action_dim, _episode_limit(envs[0]))
+    if require_update:
+        _refuse_no_update(config, agents[0], envs[0], batches)
     rundir.prepare(out, overwrite)
     learner = type(agents[0]).__name__
     if seeds > 1:
@@ -281,9 +299,11 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
 
 
 def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
-                  on_start: Callable[[], None]) -> dict[str, Any]:
+                  on_start: Callable[[], None], fresh_episode: bool = False) -> dict[str, Any]:
     """Continue the run in `out` from its checkpoint `directories` (one per seed, written by `_save`) up to
-    `config.steps`; `on_start` runs once all input was checked."""
+    `config.steps`; `on_start` runs once all input was checked. The env is brought back to where the checkpoint
+    left it by replaying the interrupted episode's actions, or, with `fresh_episode` or an env whose metadata says
+    `"replayable": False` (hardware), that episode ends there (as if truncated) and a new one starts."""
     config.validate()
     members = rundir.seed_dirs(out, config.seed, len(directories))
     configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
@@ -306,7 +326,11 @@ def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
     with stop_signals() as stop:
         run = _online_run(configs, envs, loggers, [path for _, path in members], out, agents[0], guides, batches,
                           stop)
-        return _execute(run, lambda: _restore(run, stack(agents), stack(buffers), records), False)
+        fresh = fresh_episode or envs[0].unwrapped.metadata.get("replayable", True) is False
+        if fresh:
+            print(f"resuming {out} with a fresh episode: the run is exact up to this restart, not beyond it",
+                  file=sys.stderr)
+        return _execute(run, lambda: _restore(run, stack(agents), stack(buffers), records, fresh), False)
 
 
 def _make_env(config: OnlineConfig, training: bool = True) -> gym.Env:
@@ -321,18 +345,42 @@ def _episode_limit(env: gym.Env) -> int:
     return env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 1000
 
 
+def first_update_step(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> int:
+    """The env step of the first gradient step: once the step count exceeds max(K, one full UTD batch), and for
+    learners that need Monte-Carlo returns also one full episode (docs/method.md §2.3)."""
+    return max(_update_waits(config, agent, env, batches).values()) + 1
+
+
+def _update_waits(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> dict[str, int]:
+    waits = {f"the {config.warmup_steps}-step warmup": config.warmup_steps,
+             f"one UTD x batch ({agent.config.utd} x {agent.config.batch_size})":
+                 agent.config.utd * agent.config.batch_size}
+    if batches.returns is not None:
+        waits[f"one whole episode ({_episode_limit(env)} steps) for Cal-QL's returns"] = _episode_limit(env)
+    return waits
+
+
+def _refuse_no_update(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> None:
+    """A budget that ends before the first gradient step would only collect data: refused with what sets it."""
+    waits = _update_waits(config, agent, env, batches)
+    first = max(waits.values()) + 1
+    if config.steps < first:
+        why = max(waits, key=waits.get)
+        raise UserError(f"--steps {config.steps} ends before the first gradient step, at env step {first} (after "
+                        f"{why}); give --steps {first} or more" +
+                        (", or a shorter --warmup-steps" if why.startswith("the ") else ""))
+
+
 def _online_run(configs: list[OnlineConfig], envs: list[gym.Env], loggers: list[RunLogger], outs: list[Path],
                 out: Path, agent: Agent, guides: list[Agent | None], batches: BatchSource,
                 stop: StopRequest) -> OnlineRun:
     config, env = configs[0], envs[0]
-    # Updates start once the step count exceeds max(K, one full UTD batch), and for learners that need
-    # Monte-Carlo returns also one full episode (docs/method.md §2.3).
-    first_update = max(config.warmup_steps, agent.config.utd * agent.config.batch_size,
-                       _episode_limit(env) if batches.returns is not None else 0) + 1
+    first_update = first_update_step(config, agent, env, batches)
     action_dim = space_dims(env)[1]
     seeds = tuple(SeedRun(c, e, logger, path, action_sources(c, action_dim, guide, _episode_limit(env)))
                   for c, e, logger, path, guide in zip(configs, envs, loggers, outs, guides, strict=True))
-    return OnlineRun(config, seeds, _make_env(config, training=False), out, batches, first_update,
+    eval_env = _make_env(config, training=False) if config.eval_episodes else None  # a robot has one env
+    return OnlineRun(config, seeds, eval_env, out, batches, first_update,
                      CheckpointClock(config.checkpoint_every, config.checkpoint_minutes), stop)
 
 
@@ -356,7 +404,8 @@ def _execute(run: OnlineRun, begin: Any, save_buffer: bool) -> dict[str, Any]:
         for seed in run.seeds:
             seed.logger.close(finished)
             seed.env.close()
-        run.eval_env.close()
+        if run.eval_env is not None:
+            run.eval_env.close()
     summaries = [_summary(run, k, state, learners) for k, state in enumerate(states)]
     for k, (seed, summary) in enumerate(zip(run.seeds, summaries, strict=True)):
         if save_buffer:
@@ -375,7 +424,7 @@ _sample = jax.jit(sample_seeds)
 def _start(run: OnlineRun, agents: Agent) -> tuple[list[LoopState], Learners]:
     """The state before the first env step: empty buffers (plus appended data), first observations and actions."""
     config = run.config
-    obs_dim, action_dim = space_dims(run.eval_env)
+    obs_dim, action_dim = space_dims(run.seeds[0].env)
     empty = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + run.batches.appended))
     buffer = run.batches.fill(empty)
     learners = Learners(agents, stack([buffer] * len(run.seeds)))
@@ -416,7 +465,7 @@ def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
             if run.stop.signal:
                 raise Stopped(run.stop.exit_code, f"stopped at env step {step} after writing a checkpoint; "
                                                   f"continue with `wsrl resume {run.out}`")
-            progress.advance(step, [s.last_eval["eval_return"] for s in states if "eval_return" in s.last_eval])
+            progress.advance(step, [score for s in states if (score := _score(s.last_eval)) is not None])
 
 
 def _act(seed: SeedRun, state: LoopState) -> tuple[dict[str, Any], bool]:
@@ -486,7 +535,17 @@ def _whose(run: OnlineRun, k: int) -> str:
 
 
 def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> None:
+    """An evaluation of seed k's policy, or, in a run without evaluation rollouts, the score of its training
+    episodes since the last one (nothing when none ended)."""
     seed = run.seeds[k]
+    if run.eval_env is None:
+        scores = state.episode.score()
+        if scores:
+            state.last_eval = scores
+            seed.logger.log(_row(run, state, learners.grad_step(k), scores))
+            state.best_eval = max(state.best_eval, scores["train_return"])
+        return
+    state.episode.window.clear()  # scored only in runs without evaluation rollouts
     state.last_eval = evaluate(learners.agent(k), run.eval_env, seed.config.eval_episodes,
                                rundir.eval_seed(seed.config.seed), seed.config.env, guide=seed.guide,
                                guide_steps=state.guide_horizon)
@@ -495,6 +554,12 @@ def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> N
     for source in seed.actions:
         source.after_eval(state, state.last_eval["eval_return"])
     state.best_eval = max(state.best_eval, state.last_eval["eval_return"])
+
+
+def _score(last_eval: dict[str, float]) -> float | None:
+    """The return a run is judged by: its last evaluation's, or, without evaluation rollouts, its training
+    episodes'."""
+    return last_eval.get("eval_return", last_eval.get("train_return"))
 
 
 def _save(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
@@ -562,9 +627,10 @@ def _read_buffer(directory: Path, empty: ReplayBuffer) -> ReplayBuffer:
         raise UserError(f"checkpoint {directory}: corrupt {BUFFER_FILE} ({e}); resume from an earlier one") from None
 
 
-def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer,
-             records: list[dict[str, Any]]) -> tuple[list[LoopState], Learners]:
-    """The loop state the checkpoints recorded: rng states, episode bookkeeping, each env replayed to its position."""
+def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer, records: list[dict[str, Any]],
+             fresh: bool = False) -> tuple[list[LoopState], Learners]:
+    """The loop state the checkpoints recorded: rng states, episode bookkeeping, each env replayed to its position
+    (`fresh`: the interrupted episode ends at the checkpoint and a new one starts, with a new first action)."""
     states = []
     for seed, record in zip(run.seeds, records, strict=True):
         env = seed.env
@@ -572,7 +638,7 @@ def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer,
         if record["env_reset_rng"] is not None:
             env.unwrapped.np_random.bit_generator.state = record["env_reset_rng"]
             obs, _ = env.reset()
-        actions = [np.asarray(a, np.float32) for a in record["episode_actions"]]
+        actions = [] if fresh else [np.asarray(a, np.float32) for a in record["episode_actions"]]
         for action in actions:
             obs, *_ = env.step(action)
         env.action_space.np_random.bit_generator.state = record["action_space_rng"]
@@ -584,7 +650,16 @@ def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer,
             returns=None if returns is None else EpisodeReturns(**returns), guide_horizon=record["guide_horizon"],
             best_eval=record["best_eval"], last_eval=record["last_eval"]))
     metrics = {name: np.asarray([r["metrics"][name] for r in records], np.float32) for name in records[0]["metrics"]}
-    return states, Learners(agents, buffers, metrics)
+    learners = Learners(agents, buffers, metrics)
+    if fresh:
+        for k, state in enumerate(states):
+            if state.episode.length:  # the interrupted episode ends here (Cal-QL's returns of its rows included)
+                state.episode.end()
+                _end_episode(run, k, state, learners)
+        learners.agents, actions = _sample(learners.agents, np.stack([state.obs for state in states]))
+        for state, action in zip(states, np.asarray(actions), strict=True):
+            state.action = action
+    return states, learners
 
 
 def _summary(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> dict[str, Any]:

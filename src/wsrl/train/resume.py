@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from wsrl import checkpoint
+from wsrl import checkpoint, rundir
 from wsrl.config import OfflineConfig, OnlineConfig, from_dict
 from wsrl.errors import UserError
-from wsrl.train import rundir
 
 
 def resumable(run_dir: Path) -> bool:
@@ -42,10 +41,12 @@ def _read_record(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"{run_dir}: unreadable {rundir.CONFIG_FILE} ({e}); start the run again") from None
 
 
-def resume(run_dir: str | Path, steps: int | None = None, command: str = "") -> dict[str, Any]:
+def resume(run_dir: str | Path, steps: int | None = None, command: str = "",
+           fresh_episode: bool = False) -> dict[str, Any]:
     """Continue `run_dir` to its budget, or to `steps` (which may extend a finished run's budget).
 
-    A multi-seed run continues every seed from the newest step at which all of them have a checkpoint."""
+    A multi-seed run continues every seed from the newest step at which all of them have a checkpoint.
+    `fresh_episode` (online runs): start a new episode instead of replaying the interrupted one's actions."""
     run_dir = Path(run_dir)
     record = _read_record(run_dir)
     try:
@@ -79,7 +80,7 @@ def resume(run_dir: str | Path, steps: int | None = None, command: str = "") -> 
     if kind == "online":
         from wsrl.train.online import resume_online
 
-        return resume_online(run_dir, config, directories, record_resumption)
+        return resume_online(run_dir, config, directories, record_resumption, fresh_episode)
     from wsrl.train.offline import resume_offline
 
     return resume_offline(run_dir, config, directories, record_resumption)

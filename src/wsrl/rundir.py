@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wsrl import __version__
+from wsrl._version import __version__
 from wsrl.config import to_dict
 from wsrl.errors import UserError
 

@@ -1,0 +1,89 @@
+"""A damaged checkpoint is never loaded: every command that reads meta.json gives one line naming the file and exit
+2, and leaves every file as it was (issue 35)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from wsrl.cli import main
+
+pytestmark = pytest.mark.slow  # runs whole `wsrl` commands or processes (`pytest -m "not slow"` skips it)
+
+TINY = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4", "--batch-size", "5",
+        "--utd", "2", "--eval-episodes", "1", "--log-every", "10"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("damage") / "run"
+    assert main(["train", "--env", "InvertedPendulum-v5", "--steps", "25", "--warmup-steps", "20", "--out", str(out),
+                 *TINY]) == 0
+    return out
+
+
+def _edit(key, value):
+    def damage(path: Path) -> None:
+        meta = json.loads(path.read_text())
+        meta[key] = value
+        path.write_text(json.dumps(meta))
+    return damage
+
+
+def _edit_agent(key, value):
+    def damage(path: Path) -> None:
+        meta = json.loads(path.read_text())
+        meta["agent_config"][key] = value
+        path.write_text(json.dumps(meta))
+    return damage
+
+
+DAMAGES = {
+    "random bytes": (lambda p: p.write_bytes(bytes(range(256)) * 4), "unreadable meta.json"),
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "unreadable meta.json"),
+    "empty": (lambda p: p.write_bytes(b""), "unreadable meta.json"),
+    "a list": (lambda p: p.write_text("[1, 2]"), "not a JSON object but a list"),
+    "a string": (lambda p: p.write_text('"meta"'), "not a JSON object but a str"),
+    "an empty object": (lambda p: p.write_text("{}"), "obs_dim must be a positive integer, got None"),
+    "unknown learner": (_edit("algo", "ppo"), "unknown learner 'ppo'"),
+    "agent_config not a mapping": (_edit("agent_config", [1]), "agent_config must be a JSON object"),
+    "wrongly typed size": (_edit("obs_dim", "4"), "obs_dim must be a positive integer, got '4'"),
+    "wrongly typed field": (_edit_agent("num_critics", "4"), "SACConfig.num_critics: '4' is not of type int"),
+    "unknown field": (_edit_agent("wings", 2), "unknown field(s) wings"),
+    "other network sizes": (_edit_agent("critic_hidden_dims", [64, 64]), "does not fit"),
+}
+
+COMMANDS = {
+    "finetune": lambda run, tmp: ["finetune", "--from", str(run), "--steps", "25", "--warmup-steps", "20",
+                                  "--batch-size", "5", "--utd", "2", "--eval-episodes", "1", "--out", str(tmp / "new")],
+    "eval": lambda run, tmp: ["eval", "--from", str(run), "--eval-episodes", "1"],
+    "resume": lambda run, tmp: ["resume", str(run), "--steps", "40"],
+    "export": lambda run, tmp: ["export", str(run), "--out", str(tmp / "policy.npz")],
+    "collect": lambda run, tmp: ["collect", "--env", "InvertedPendulum-v5", "--recipe", "policy", "--from", str(run),
+                                 "--steps", "10", "--out", "test/damaged-v0"],
+}
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_meta_json_is_one_line_exit_2_and_nothing_changes(tmp_path, monkeypatch, capsys, run, damage,
+                                                                    command):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    meta = sorted((copy / "checkpoints").glob("step_*"))[-1] / "meta.json"
+    apply, message = DAMAGES[damage]
+    apply(meta)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(COMMANDS[command](copy, tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wsrl: error:") and "\n" not in err and message in err, err
+    if message != "does not fit":
+        assert str(meta) in err  # names the file
+    assert snapshot(tmp_path) == before
