@@ -5,6 +5,8 @@
 #   HAND_DAPG=/path/to/hand_dapg bash benchmarks/adroit.sh data   the datasets of §6.1 (about 5 minutes)
 #   bash benchmarks/adroit.sh pilot [OUT_DIR]   §6.2: door-binary, Cal-QL 20k steps, then WSRL and Cal-QL without
 #       data, 2 seeds, 100k online steps, critics 3 x 128 and actor 2 x 128 (hours on a 2-core CPU; resumes)
+#   bash benchmarks/adroit.sh keep OUT_DIR NAME COMMIT   copy the light files of every run under OUT_DIR (config.json,
+#       metrics.csv, summary.json; finished or not) to benchmarks/results/NAME/, with the commit the runs ran at
 # Long runs belong in a git worktree at a fixed commit with its own .venv, so that other work cannot change them.
 set -euo pipefail
 part=${1:-}
@@ -32,8 +34,17 @@ case $part in
       --seeds 2 --steps 100000 --offline-steps 20000 --out "$out/door-binary" --workers 2 \
       --critic-hidden-dims 128 128 128 --actor-hidden-dims 128 128 --eval-every 5000 --eval-episodes 20
     ;;
+  keep)
+    out=${2:?OUT_DIR}; name=${3:?NAME}; commit=${4:?COMMIT}
+    dest=benchmarks/results/$name
+    (cd "$out" && find . \( -name config.json -o -name metrics.csv -o -name summary.json -o -name results.csv \) \
+        -not -path '*/checkpoints/*' -not -path '*/wandb/*') | while read -r f; do
+      mkdir -p "$dest/$(dirname "$f")" && cp "$out/$f" "$dest/$f"
+    done
+    echo "$commit" > "$dest/COMMIT"
+    ;;
   *)
-    echo "usage: bash benchmarks/adroit.sh data|pilot [OUT_DIR]" >&2
+    echo "usage: bash benchmarks/adroit.sh data|pilot|keep [...]" >&2
     exit 2
     ;;
 esac

@@ -104,9 +104,11 @@ def test_compare_writes_results_and_figure_resumes_after_a_kill_and_ray_gives_th
     ray_out = tmp_path / "ray"
     driver = subprocess.Popen([sys.executable, "-m", "wsrl", *compare_args(ray_out, "wsrl", "--backend", "ray")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    checkpoints = ray_out / "pretrain" / "cql" / "seed0" / "checkpoints"
+    # Killed once both seeds have a checkpoint (they write theirs one after the other; a kill between the two leaves
+    # no step common to both, and the retry would rightly start again).
+    checkpoints = [ray_out / "pretrain" / "cql" / f"seed{seed}" / "checkpoints" for seed in (0, 1)]
     deadline = time.time() + 180
-    while not (checkpoints.is_dir() and any(checkpoints.glob("step_*"))) and time.time() < deadline:
+    while not all(c.is_dir() and any(c.glob("step_*")) for c in checkpoints) and time.time() < deadline:
         time.sleep(0.2)
     workers = ray_tasks(driver.pid)
     assert len(workers) == 1 and not (ray_out / "pretrain" / "cql" / "summary.json").exists()

@@ -87,3 +87,85 @@ def test_a_damaged_meta_json_is_one_line_exit_2_and_nothing_changes(tmp_path, mo
     if message != "does not fit":
         assert str(meta) in err  # names the file
     assert snapshot(tmp_path) == before
+
+
+def _edit_json(key, value, inner=None):
+    def damage(path: Path) -> None:
+        record = json.loads(path.read_text())
+        (record[inner] if inner else record)[key] = value
+        path.write_text(json.dumps(record))
+    return damage
+
+
+def _drop_json(key):
+    def damage(path: Path) -> None:
+        record = json.loads(path.read_text())
+        del record[key]
+        path.write_text(json.dumps(record))
+    return damage
+
+
+RANDOM = lambda p: p.write_bytes(bytes(range(256)) * 4)  # noqa: E731
+EMPTY = lambda p: p.write_bytes(b"")  # noqa: E731
+HALF = lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])  # noqa: E731
+# file (in the run directory, or in its newest checkpoint), damage, what the one line says, the commands that read it
+FILES = [
+    ("config.json", RANDOM, "config.json: unreadable", ("resume", "finetune", "plot")),
+    ("config.json", EMPTY, "config.json: unreadable", ("resume", "finetune", "plot")),
+    ("config.json", lambda p: p.write_text("[1]"), "config.json: not a JSON object but a list",
+     ("resume", "finetune", "plot")),
+    ("config.json", _edit_json("config", 3), "config.json: config must be a JSON object", ("resume", "plot")),
+    ("config.json", _edit_json("seeds", "0"), "config.json: seeds must be a list", ("resume", "finetune", "plot")),
+    ("config.json", _edit_json("steps", "x", inner="config"), "OnlineConfig.steps: 'x' is not of type int",
+     ("resume",)),
+    ("config.json", _edit_json("wings", 2, inner="config"), "unknown field(s) wings", ("resume",)),
+    ("loop.json", RANDOM, "unreadable loop.json", ("resume",)),
+    ("loop.json", HALF, "unreadable loop.json", ("resume",)),
+    ("loop.json", lambda p: p.write_text('"loop"'), "loop.json: not a JSON object", ("resume",)),
+    ("loop.json", _drop_json("metrics_bytes"), "missing or wrongly typed metrics_bytes", ("resume",)),
+    ("loop.json", _edit_json("env_step", "25"), "missing or wrongly typed env_step", ("resume",)),
+    ("buffer.npz", RANDOM, "corrupt buffer.npz", ("resume",)),
+    ("buffer.npz", EMPTY, "corrupt buffer.npz", ("resume",)),
+    ("buffer.npz", HALF, "corrupt buffer.npz", ("resume",)),
+    ("agent.msgpack", RANDOM, "corrupt or missing agent.msgpack", ("finetune", "eval", "resume", "export", "collect")),
+    ("agent.msgpack", HALF, "corrupt or missing agent.msgpack", ("finetune", "eval", "resume", "export", "collect")),
+    ("metrics.csv", RANDOM, "metrics.csv: unreadable", ("plot",)),
+]
+COMMANDS["plot"] = lambda run, tmp: ["plot", str(run), "--out", str(tmp / "curves.png")]
+
+
+@pytest.mark.parametrize("name, damage, message, commands", FILES,
+                         ids=[f"{f[0]}-{i}" for i, f in enumerate(FILES)])
+def test_every_damaged_file_of_a_run_is_one_line_exit_2_and_nothing_changes(tmp_path, monkeypatch, capsys, run, name,
+                                                                            damage, message, commands):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    newest = sorted((copy / "checkpoints").glob("step_*"))[-1]
+    target = copy / name if (copy / name).is_file() else newest / name
+    damage(target)
+    before = snapshot(tmp_path)
+    for command in commands:
+        capsys.readouterr()
+        assert main(COMMANDS[command](copy, tmp_path)) == 2, command
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("wsrl: error:") and "\n" not in err and message in err, (command, err)
+        assert snapshot(tmp_path) == before, command
+
+
+@pytest.mark.parametrize("damage, message", [(RANDOM, "unreadable loop.json"),
+                                             (_drop_json("step"), "missing or wrongly typed step"),
+                                             (_edit_json("metrics_bytes", -0.5), "wrongly typed metrics_bytes")])
+def test_a_damaged_offline_loop_state_is_one_line_exit_2(tmp_path, monkeypatch, capsys, damage, message):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    assert main(["collect", "--env", "InvertedPendulum-v5", "--steps", "200", "--out", "test/ip-v0"]) == 0
+    pre = tmp_path / "pre"
+    assert main(["pretrain", "--dataset", "test/ip-v0", "--algo", "iql", "--steps", "10", "--checkpoint-every", "10",
+                 "--out", str(pre), *TINY[:5], "--batch-size", "5", "--eval-episodes", "1"]) == 0
+    damage(pre / "checkpoints" / "step_10" / "loop.json")
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(["resume", str(pre), "--steps", "20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wsrl: error:") and "\n" not in err and message in err, err
+    assert snapshot(tmp_path) == before

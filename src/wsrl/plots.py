@@ -30,20 +30,25 @@ def read_run(run_dir: Path) -> dict:
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file():
         raise UserError(f"{run_dir} has no metrics.csv; give run directories written by wsrl")
-    with open(metrics) as f:
-        rows = list(csv.DictReader(f))
     config = rundir.read_config(run_dir)
-    offline = bool(rows) and all(r["phase"] == "offline" for r in rows)
-    x_key = "grad_step" if offline else "env_step"
+    try:
+        with open(metrics, newline="") as f:
+            rows = list(csv.DictReader(f))
+        offline = bool(rows) and all(r["phase"] == "offline" for r in rows)
+        x_key = "grad_step" if offline else "env_step"
 
-    def series(key: str) -> tuple[np.ndarray, np.ndarray]:
-        points = [(float(r[x_key]), float(r[key])) for r in rows if r.get(key)]
-        return (np.array([p[0] for p in points]), np.array([p[1] for p in points])) if points else (
-            np.zeros(0), np.zeros(0))
+        def series(key: str) -> tuple[np.ndarray, np.ndarray]:
+            points = [(float(r[x_key]), float(r[key])) for r in rows if r.get(key)]
+            return (np.array([p[0] for p in points]), np.array([p[1] for p in points])) if points else (
+                np.zeros(0), np.zeros(0))
 
-    run = {"label": run_label(run_dir), "x_key": x_key, "warmup": 0 if offline else config.get("warmup_steps", 0),
-           **{k: series(k) for k in ("eval_return", "eval_normalized_score", "eval_success", "q_mean",
-                                      "train_return", "train_success")}}
+        curves = {k: series(k) for k in ("eval_return", "eval_normalized_score", "eval_success", "q_mean",
+                                         "train_return", "train_success")}
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{metrics}: unreadable ({type(e).__name__}: {e}); the run directory is damaged") from None
+    warmup = config.get("warmup_steps", 0)
+    run = {"label": run_label(run_dir), "x_key": x_key,
+           "warmup": 0 if offline or not isinstance(warmup, int) else warmup, **curves}
     return {**run, "score_key": score_key(run, bool(config.get("binary_reward")))}
 
 

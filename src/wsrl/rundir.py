@@ -40,13 +40,43 @@ def seed_dirs(out: Path, seed: int, seeds: int) -> list[tuple[int, Path]]:
     return [(s, out / f"seed{s}") for s in range(seed, seed + seeds)]
 
 
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """config.json of a run directory ({} when it has none), checked where it is read: a JSON object whose `config` is
+    an object, `kind` "online" or "offline", `seeds` a list of seeds, `command` a string; anything else is one
+    UserError naming the file (the config's own fields are checked by `config.from_dict` where it is rebuilt)."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: unreadable ({type(e).__name__}); the run directory is damaged: start the run again "
+                        "(or restore the file)") from None
+    problem = _record_problem(record)
+    if problem:
+        raise UserError(f"{path}: {problem}; the run directory is damaged: start the run again (or restore the file)")
+    return record
+
+
+def _record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return f"not a JSON object but a {type(record).__name__}"
+    if not isinstance(record.get("config", {}), dict):
+        return "config must be a JSON object"
+    if record.get("kind", "online") not in ("online", "offline"):
+        return f"kind must be 'online' or 'offline', got {record['kind']!r}"
+    seeds = record.get("seeds")
+    if seeds is not None and not (isinstance(seeds, list) and seeds and
+                                  all(type(s) is int and s >= 0 for s in seeds)):
+        return f"seeds must be a list of non-negative integers, got {seeds!r}"
+    if not isinstance(record.get("command", ""), str):
+        return f"command must be a string, got {record['command']!r}"
+    return None
+
+
 def group_seeds(run_dir: Path) -> list[int] | None:
     """The seeds of a multi-seed run directory (`--seeds N`), None for a single-seed run or anything else."""
-    path = run_dir / CONFIG_FILE
-    try:
-        return json.loads(path.read_text()).get("seeds") if path.is_file() else None
-    except (OSError, json.JSONDecodeError):
-        return None
+    return read_record(run_dir).get("seeds")
 
 
 def members(run_dir: Path) -> list[Path]:
@@ -89,8 +119,7 @@ def write_config(out: Path, config: Any, command: str, **extra: Any) -> None:
 
 def read_config(run_dir: Path) -> dict[str, Any]:
     """The resolved config a run recorded ({} when it has no config.json)."""
-    path = run_dir / CONFIG_FILE
-    return json.loads(path.read_text()).get("config", {}) if path.is_file() else {}
+    return read_record(run_dir).get("config", {})
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:

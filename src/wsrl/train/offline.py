@@ -33,7 +33,7 @@ from wsrl.train.lifecycle import (
     check_parameters,
     stop_signals,
 )
-from wsrl.train.online import LOOP_FILE, LOOP_FORMAT
+from wsrl.train.online import LOOP_FILE, LOOP_FORMAT, read_loop
 
 
 def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
@@ -133,6 +133,10 @@ def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False,
     return _train(configs, out, raw, transitions, eval_env, loggers, stack(agents), states)
 
 
+# The JSON types of the offline loop.json's fields (`_save`), checked where it is read.
+OFFLINE_LOOP_FIELDS = {"step": int, "last_eval": dict, "metrics_bytes": int, "wall_time": (int, float)}
+
+
 def resume_offline(out: Path, config: OfflineConfig, directories: list[Path],
                    on_start: Callable[[], None]) -> dict[str, Any]:
     """Continue pre-training in `out` from its checkpoint `directories` (one per seed) up to `config.steps`;
@@ -144,11 +148,7 @@ def resume_offline(out: Path, config: OfflineConfig, directories: list[Path],
     for directory in directories:
         directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim,
                                                   config.env or raw.env_id or "the data")
-        try:
-            states.append(json.loads((directory / LOOP_FILE).read_text()))
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"checkpoint {directory}: no readable {LOOP_FILE} ({e}); it was not written by a "
-                            "resumable run") from None
+        states.append(read_loop(directory, OFFLINE_LOOP_FIELDS))
         agents.append(checkpoint.restore(agent_from_meta(meta), directory))
     on_start()
     loggers = [RunLogger(path, "grad_step", resume_at=(state["metrics_bytes"], state["step"]),

@@ -312,7 +312,7 @@ def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
     agents, guides, records = [], [], []
     for directory in directories:
         directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim, config.env)
-        records.append(_read_loop(directory))
+        records.append(read_loop(directory))
         agents.append(checkpoint.restore(agent_from_meta(meta), directory))
         guides.append(None if config.jsrl is None else
                       checkpoint.restore(agent_from_meta(meta), directory, agent_file=GUIDE_FILE))
@@ -599,17 +599,36 @@ def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run
     }
 
 
-def _read_loop(directory: Path) -> dict[str, Any]:
+# The JSON types of loop.json's fields (`_loop_record`), checked where it is read.
+LOOP_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "env_step": int, "metrics_bytes": int, "wall_time": (int, float), "grad_step_at_start": int, "action": list,
+    "np_rng": dict, "env_reset_rng": (dict, type(None)), "episode_actions": list, "action_space_rng": dict,
+    "episode": dict, "guide_horizon": int, "best_eval": (int, float), "last_eval": dict, "metrics": dict,
+    "returns": (dict, type(None)),
+}
+
+
+def read_loop(directory: Path, fields: dict[str, type | tuple[type, ...]] = LOOP_FIELDS) -> dict[str, Any]:
+    """A checkpoint's loop.json, checked where it is read: a JSON object of this loop format whose `fields` have
+    their JSON types (the online loop's by default; the offline loop passes its own)."""
     try:
         record = json.loads((directory / LOOP_FILE).read_text())
     except FileNotFoundError:
         raise UserError(f"checkpoint {directory} holds no loop state ({LOOP_FILE}): it was not written by a "
                         "resumable run") from None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"checkpoint {directory}: unreadable {LOOP_FILE} ({e}); resume from an earlier one") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{directory / LOOP_FILE}: not a JSON object; the checkpoint is damaged: resume from an "
+                        "earlier one")
     if record.get("format") != LOOP_FORMAT:
         raise UserError(f"checkpoint {directory} was written by an incompatible wsrl (loop format "
                         f"{record.get('format')}, this one reads {LOOP_FORMAT})")
+    wrong = [name for name, kinds in fields.items() if not isinstance(record.get(name, ...), kinds)
+             or (kinds is int and isinstance(record[name], bool))]
+    if wrong:
+        raise UserError(f"{directory / LOOP_FILE}: missing or wrongly typed {', '.join(wrong)}; the checkpoint is "
+                        "damaged: resume from an earlier one")
     return record
 
 
@@ -623,7 +642,7 @@ def _read_buffer(directory: Path, empty: ReplayBuffer) -> ReplayBuffer:
     try:
         with np.load(directory / BUFFER_FILE) as stored:
             return empty.with_rows(dict(stored))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise UserError(f"checkpoint {directory}: corrupt {BUFFER_FILE} ({e}); resume from an earlier one") from None
 
 

@@ -31,14 +31,10 @@ def _common_steps(members: list[Path]) -> list[int]:
 
 
 def _read_record(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / rundir.CONFIG_FILE
-    if not path.is_file():
+    if not (run_dir / rundir.CONFIG_FILE).is_file():
         raise UserError(f"{run_dir} is not a wsrl run directory (no {rundir.CONFIG_FILE}); give the --out of a "
                         "pretrain, train or finetune run")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{run_dir}: unreadable {rundir.CONFIG_FILE} ({e}); start the run again") from None
+    return rundir.read_record(run_dir)
 
 
 def resume(run_dir: str | Path, steps: int | None = None, command: str = "",
