@@ -16,6 +16,7 @@ def test_the_api_is_importable_from_wsrl():
         assert name in wsrl.__all__ and callable(getattr(wsrl, name))
 
 
+@pytest.mark.slow
 def test_docs_example_runs_arrays_to_pretrain_to_finetune_on_an_env_class_to_actions(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))

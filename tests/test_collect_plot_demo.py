@@ -27,6 +27,7 @@ def minari_root(tmp_path, monkeypatch):
     return root
 
 
+@pytest.mark.slow
 def test_random_and_policy_recipes_write_datasets_minari_and_wsrl_read(tmp_path, minari_root, capsys):
     assert main(["collect", "--env", "InvertedPendulum-v5", "--recipe", "random", "--steps", "300",
                  "--out", "test/ip-random-v0"]) == 0
@@ -91,6 +92,7 @@ def test_collect_bad_input(minari_root, capsys, args, message):
     assert sorted(p.name for p in minari_root.rglob("*")) == before
 
 
+@pytest.mark.slow
 def test_plot_two_seeds_of_a_run_into_a_png(tmp_path):
     for seed in (0, 1):
         assert main(["train", "--env", "Hopper-v5", "--steps", "60", "--warmup-steps", "20", "--eval-every", "20",
@@ -117,6 +119,7 @@ def test_warmups_that_differ_are_marked_per_run_and_a_shared_one_as_a_band():
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_demo_quick_runs_end_to_end(tmp_path, minari_root, capsys, optimised_xla):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
@@ -176,6 +179,7 @@ def test_suite_with_out_collects_only_that_dataset(tmp_path, minari_root, capsys
     assert "has no dataset 'test/c-v0'; its ids: test/a-v0, test/b-v0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sac_ladder_stops_early_writes_four_levels_continues_sac_and_a_suite_resumes(tmp_path, minari_root,
                                                                                      capsys):
     suite = tmp_path / "tiny.toml"

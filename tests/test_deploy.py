@@ -48,6 +48,7 @@ def runs(tmp_path_factory):
     mp.undo()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sac", "uniform", "iql"])
 def test_exported_policy_acts_as_the_jax_policy_in_the_env_units(runs, name):
     run_dirs, root = runs

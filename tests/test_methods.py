@@ -76,6 +76,7 @@ def contains(rows, row):
     return bool(np.any(np.all(np.isclose(rows, row, atol=1e-6), axis=1)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("retention", ["none", "mix", "append"])
 def test_only_append_puts_offline_data_in_the_buffer(tmp_path, hopper_data, retention):
     from wsrl.train.online import run_online
@@ -94,6 +95,7 @@ def test_only_append_puts_offline_data_in_the_buffer(tmp_path, hopper_data, rete
     assert fractions == ({"0.25"} if retention == "mix" else {"0.0"})
 
 
+@pytest.mark.slow
 def test_rlpd_trains_from_scratch_with_half_offline_batches(tmp_path, hopper_data):
     out = tmp_path / "rlpd"
     assert main(["train", "--method", "rlpd", "--dataset", "test/hop-v0", "--steps", "40", "--warmup-steps", "20",
@@ -117,6 +119,7 @@ def test_method_bad_input(tmp_path, capsys, hopper_data, args, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_jsrl_guide_acts_for_the_first_h_steps_then_the_learner(tmp_path):
     from wsrl import checkpoint
     from wsrl.agents import agent_from_meta
@@ -149,6 +152,7 @@ def test_jsrl_guide_acts_for_the_first_h_steps_then_the_learner(tmp_path):
         assert [r["jsrl_horizon"] for r in csv.DictReader(f) if r["eval_return"]][0] == "5"
 
 
+@pytest.mark.slow
 def test_calql_online_fills_returns_of_finished_episodes_and_samples_only_those(tmp_path, hopper_data):
     from wsrl.data.loaders import episodes_from_flat
     from wsrl.data.transitions import return_to_go

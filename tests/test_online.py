@@ -30,6 +30,7 @@ def tiny_online(**changes) -> OnlineConfig:
     return dataclasses.replace(OnlineConfig(env="Hopper-v5", eval_episodes=1, log_every=10, agent=TINY), **changes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warmup_policy", ["pretrained", "random"])
 def test_warmup_performs_zero_gradient_steps(tmp_path, warmup_policy):
     config = tiny_online(steps=50, warmup_steps=40, warmup_policy=warmup_policy, checkpoint_every=40)
@@ -54,6 +55,7 @@ def test_updates_start_after_warmup_and_one_full_batch(tmp_path):
     assert summary["grad_steps"] == TINY.utd * (20 - 10)
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(tmp_path):
     config = tiny_online(steps=30, warmup_steps=10)
     run_online(config, tmp_path / "a")
@@ -63,6 +65,7 @@ def test_same_seed_same_run(tmp_path):
     assert strip[0] == strip[1]
 
 
+@pytest.mark.slow
 def test_finetune_without_env_acts_in_the_checkpoints_environment(tmp_path):
     a, b = tmp_path / "A", tmp_path / "B"
     assert main(["train", "--env", "InvertedPendulum-v5", "--steps", "40", "--warmup-steps", "30", "--out", str(a),
@@ -86,6 +89,7 @@ def test_progress_prints_plain_lines_where_the_output_is_not_a_terminal(capsys, 
                      "online | eval return 12.5 | 1000/1000 steps, 7 steps/s, 0:02:10 elapsed, 0:00:00 left"]
 
 
+@pytest.mark.slow
 def test_cli_train_then_finetune_keeps_the_policy_through_warmup(tmp_path, capsys):
     a, b = tmp_path / "A", tmp_path / "B"
     assert main(["train", "--env", "Hopper-v5", "--steps", "120", "--warmup-steps", "30", "--out", str(a),
@@ -122,6 +126,7 @@ def hopper_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_finetune_shapes_its_networks_as_the_checkpoints_and_refuses_a_preset_that_contradicts(tmp_path, capsys,
                                                                                                 hopper_run):
     short = ["--steps", "25", "--warmup-steps", "20", "--batch-size", "5", "--utd", "2", "--eval-episodes", "1"]
@@ -176,6 +181,7 @@ def test_module_entry_point_prints_help():
     assert "--warmup-steps" in result.stdout and "Warmup K" in result.stdout and "--utd" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_run_without_evaluation_rollouts_uses_one_env_and_scores_its_training_episodes(tmp_path, monkeypatch,
                                                                                           capsys):
     from wsrl.train import online
@@ -198,6 +204,7 @@ def test_a_run_without_evaluation_rollouts_uses_one_env_and_scores_its_training_
     assert (tmp_path / "robot.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_resume_with_a_fresh_episode_ends_the_interrupted_one_instead_of_replaying_it(tmp_path, capsys,
                                                                                        monkeypatch):
     from gymnasium.envs.classic_control.pendulum import PendulumEnv

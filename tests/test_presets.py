@@ -61,6 +61,7 @@ def test_presets_hold_the_papers_numbers(family):
     assert iql.actor_last_hidden_init_scale == 1e-2 and iql.step_all_optimizers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["antmaze", "adroit"])
 def test_pretrained_checkpoint_shapes_fit_the_online_agent_of_the_same_preset(family):
     obs_dim, action_dim = 7, 3

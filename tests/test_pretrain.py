@@ -33,6 +33,7 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["calql", "cql", "iql"])
 def test_pretrain_then_finetune_end_to_end(tmp_path, capsys, hopper_dataset, algo):
     pre, fine = tmp_path / "pre", tmp_path / "fine"
@@ -69,6 +70,7 @@ def test_pretrain_then_finetune_end_to_end(tmp_path, capsys, hopper_dataset, alg
     assert message in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_calql_checkpoint_restores_into_online_agent_with_moments(tmp_path, hopper_dataset):
     pre = tmp_path / "pre"
     assert main(["pretrain", "--dataset", str(hopper_dataset), "--preset", "antmaze", "--algo", "calql",
