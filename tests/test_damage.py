@@ -131,7 +131,7 @@ FILES = [
     ("agent.msgpack", HALF, "corrupt or missing agent.msgpack", ("finetune", "eval", "resume", "export", "collect")),
     ("metrics.csv", RANDOM, "metrics.csv: unreadable", ("plot",)),
 ]
-COMMANDS["plot"] = lambda run, tmp: ["plot", str(run), "--out", str(tmp / "curves.png")]
+READERS = {**COMMANDS, "plot": lambda run, tmp: ["plot", str(run), "--out", str(tmp / "curves.png")]}
 
 
 @pytest.mark.parametrize("name, damage, message, commands", FILES,
@@ -147,7 +147,7 @@ def test_every_damaged_file_of_a_run_is_one_line_exit_2_and_nothing_changes(tmp_
     before = snapshot(tmp_path)
     for command in commands:
         capsys.readouterr()
-        assert main(COMMANDS[command](copy, tmp_path)) == 2, command
+        assert main(READERS[command](copy, tmp_path)) == 2, command
         err = capsys.readouterr().err.strip()
         assert err.startswith("wsrl: error:") and "\n" not in err and message in err, (command, err)
         assert snapshot(tmp_path) == before, command

@@ -19,7 +19,7 @@ from flax import serialization
 
 from wsrl._version import __version__
 from wsrl.config import ALGO_CONFIGS, from_dict, to_dict
-from wsrl.errors import UserError
+from wsrl.errors import UserError, read_json
 
 AGENT_FILE, META_FILE = "agent.msgpack", "meta.json"
 
@@ -99,17 +99,8 @@ def load_meta(directory: Path) -> dict[str, Any]:
     """meta.json, checked where it is read: a JSON object naming a known learner, a config of that learner, positive
     observation and action sizes, an env id or null, and non-negative step counts; anything else is one UserError
     naming the file."""
-    path = directory / META_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: unreadable meta.json ({type(e).__name__}); the checkpoint is damaged: use an "
-                        "earlier one (checkpoints/step_*) or train again") from None
-    problem = _meta_problem(meta)
-    if problem:
-        raise UserError(f"{path}: {problem}; the checkpoint is damaged: use an earlier one (checkpoints/step_*) or "
-                        "train again")
-    return meta
+    return read_json(directory / META_FILE, _meta_problem,
+                     "the checkpoint is damaged: use an earlier one (checkpoints/step_*) or train again")
 
 
 def _meta_problem(meta: Any) -> str | None:

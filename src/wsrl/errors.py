@@ -1,5 +1,12 @@
 """The exceptions the CLI turns into one line on stderr and an exit status: bad input (2), a stop on request
-(130 / 143), divergence (3)."""
+(130 / 143), divergence (3); and `read_json`, where a damaged JSON file becomes bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 class UserError(Exception):
@@ -21,3 +28,16 @@ class Diverged(Exception):
         super().__init__(f"diverged at step {step}: {quantity} is not finite; the last good checkpoint is kept "
                          "(lower the learning rates or the reward scale)")
         self.step, self.quantity = step, quantity
+
+
+def read_json(path: Path, problem: Callable[[Any], str | None], remedy: str) -> Any:
+    """The JSON in `path`, checked where it is read: unreadable bytes, or a value for which `problem` names what is
+    wrong, are one UserError naming the file, what is wrong and `remedy`."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: unreadable {path.name} ({type(e).__name__}); {remedy}") from None
+    wrong = problem(value)
+    if wrong:
+        raise UserError(f"{path}: {wrong}; {remedy}")
+    return value

@@ -15,7 +15,7 @@ from typing import Any
 
 from wsrl._version import __version__
 from wsrl.config import to_dict
-from wsrl.errors import UserError
+from wsrl.errors import UserError, read_json
 
 CONFIG_FILE, SUMMARY_FILE = "config.json", "summary.json"
 # Evaluation episodes are seeded apart from training episodes: episode i of every evaluation of a run
@@ -47,15 +47,7 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         return {}
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: unreadable ({type(e).__name__}); the run directory is damaged: start the run again "
-                        "(or restore the file)") from None
-    problem = _record_problem(record)
-    if problem:
-        raise UserError(f"{path}: {problem}; the run directory is damaged: start the run again (or restore the file)")
-    return record
+    return read_json(path, _record_problem, "the run directory is damaged: start the run again (or restore the file)")
 
 
 def _record_problem(record: Any) -> str | None:
