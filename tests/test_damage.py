@@ -169,3 +169,19 @@ def test_a_damaged_offline_loop_state_is_one_line_exit_2(tmp_path, monkeypatch, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("wsrl: error:") and "\n" not in err and message in err, err
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("text, message", [("[1]", "summary.json: not a JSON object but a list"),
+                                           ('{"train_episodes": "3"}', "train_episodes must be a non-negative"),
+                                           ("\x00\x01", "unreadable summary.json")])
+def test_a_damaged_summary_is_one_user_error_for_compare_and_the_api(tmp_path, run, text, message):
+    from wsrl import Run, UserError
+    from wsrl.compare import result_row
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "summary.json").write_text(text)
+    with pytest.raises(UserError, match=message):
+        result_row("wsrl", 0, copy)
+    with pytest.raises(UserError, match=message):
+        assert Run(copy).summary is None  # never reached: reading it raises

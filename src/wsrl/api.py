@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,8 +40,9 @@ class Run:
     @property
     def summary(self) -> dict[str, Any]:
         """summary.json: the final evaluation, budgets and timings ({} while the run has not finished)."""
-        path = self.directory / "summary.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        from wsrl import rundir
+
+        return rundir.read_summary(self.directory) if rundir.is_finished(self.directory) else {}
 
     @property
     def config(self) -> dict[str, Any]:

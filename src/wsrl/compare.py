@@ -12,7 +12,6 @@ from it, so an interrupted comparison resumes where it stopped.
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import IO
 
 import numpy as np
 
+from wsrl import rundir
 from wsrl.config import flag_values, positive_flag
 from wsrl.data.loaders import download, read_dataset
 from wsrl.errors import Stopped, UserError
@@ -298,7 +298,7 @@ def result_row(method: str, seed: int, run_dir: Path) -> dict:
     auc = mean_over_steps(x, y)
     after_warmup = (x > run["warmup"]) & (x <= run["warmup"] + DIP_WINDOW)
     dip = float(y[after_warmup].min()) if after_warmup.any() else ""
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = rundir.read_summary(run_dir)
     regret = ""
     if (len(run["eval_success"][0]) or len(run["train_success"][0])) and summary.get("train_episodes"):
         regret = 1.0 - summary["train_successes"] / summary["train_episodes"]

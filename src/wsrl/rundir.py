@@ -114,6 +114,23 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return read_record(run_dir).get("config", {})
 
 
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """summary.json of a finished run, checked where it is read: a JSON object whose episode counts are counts."""
+    return read_json(run_dir / SUMMARY_FILE, _summary_problem,
+                     "the run directory is damaged: run it again (or restore the file)")
+
+
+def _summary_problem(summary: Any) -> str | None:
+    if not isinstance(summary, dict):
+        return f"not a JSON object but a {type(summary).__name__}"
+    for key in ("train_episodes", "train_successes", "env_steps", "grad_steps"):
+        if key in summary and (type(summary[key]) is not int or summary[key] < 0):
+            return f"{key} must be a non-negative integer, got {summary[key]!r}"
+    if not isinstance(summary.get("final_eval", {}), dict):
+        return "final_eval must be a JSON object"
+    return None
+
+
 def write_summary(out: Path, summary: dict[str, Any]) -> None:
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
 
