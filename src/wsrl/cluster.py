@@ -1,21 +1,22 @@
 """Ray, for work that outgrows one machine: `wsrl compare --backend ray` runs each of its processes as a Ray task.
 
-A task runs one wsrl command (the same arguments the local backend gives a process) in a fresh Ray worker process,
-which ends with it (`max_calls=1`). A worker (or node) that dies is retried by Ray, and the retry continues the run
-from its newest checkpoint (`jobs.job_args`), so a comparison survives a lost node and ends with the results of an
-uninterrupted one. Run directories are written where the command names them: with a cluster of several machines,
+A task runs one wsrl command (the same arguments the local backend gives a process) as a `wsrl` process started by a
+fresh Ray worker, which ends with it (`max_calls=1`). A worker (or node) that dies is retried by Ray; the retry stops
+the process the dead worker left running, if any, and continues the run from its newest checkpoint
+(`jobs.job_args`), so a comparison survives a lost node and ends with the results of an uninterrupted one. Run
+directories are written where the command names them: with a cluster of several machines,
 `--out` and the Minari root must be a path every node sees (a shared file system).
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
 import subprocess
-import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from wsrl.errors import UserError
@@ -70,33 +71,56 @@ def connect(address: str = "") -> Any:
 
 
 def _task(job: Any, log: str, *_after: None) -> None:
-    """A Ray task: bring `job`'s run to its end (its own command, `resume`, or nothing) in this fresh worker
-    process, the output into `log`. `_after`: the results of the tasks it waits for (Ray starts it once they
-    have ended)."""
+    """A Ray task: bring `job`'s run to its end (its own command, `resume`, or nothing) in a `wsrl` process of its
+    own, the output into `log`. `_after`: the results of the tasks it waits for (Ray starts it once they have ended).
+
+    The process's pid is kept beside the log while it runs. A retried task (its worker died) first stops the process
+    an earlier attempt left running, if any (a child outlives its killed parent), so that no two processes ever write
+    one run directory; only then does it decide how to continue."""
+    pidfile = Path(log).with_suffix(".pid")
+    _stop_leftover(pidfile, str(job.out))
     args = job_args(job)
     if args is None:
         return
     with open(log, "w") as f:
-        # The run dies with this worker (as it did when it ran in the worker's process), so that Ray's retry
-        # never meets it still running; a cancelled task stops it with SIGTERM (it checkpoints and exits).
-        process = subprocess.Popen(command(args), stdout=f, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent())
+        process = subprocess.Popen(command(args), stdout=f, stderr=subprocess.STDOUT)
+        pidfile.write_text(str(process.pid))
         try:
             returncode = process.wait()
         finally:  # the task cancelled or its worker stopped: the run checkpoints and exits
             if process.poll() is None:
                 process.terminate()
                 process.wait()
+    pidfile.unlink(missing_ok=True)
     if returncode != 0:
         raise RuntimeError(f"`wsrl {' '.join(args)}` failed")
 
 
-def _die_with_parent() -> Any:
-    """A `preexec_fn` that has the child killed (SIGKILL) when the process that started it dies (Linux's
-    PR_SET_PDEATHSIG; elsewhere None). The libc function is looked up before the fork."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return lambda: prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+def _stop_leftover(pidfile: Path, out: str, patience: float = 120.0) -> None:
+    """Stop the `wsrl` process writing `out` that `pidfile` names, if it still runs: SIGTERM (it checkpoints and
+    exits), SIGKILL after `patience` seconds."""
+    try:
+        pid = int(pidfile.read_text())
+    except (OSError, ValueError):
+        return
+    if not _runs(pid, out):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + patience
+    while _runs(pid, out) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _runs(pid, out):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _runs(pid: int, out: str) -> bool:
+    """Whether process `pid` is alive (not a zombie) and is the `wsrl` command writing `out` (not a reused pid)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and out.encode() in cmdline
 
 
 def run_jobs(jobs: list[Any], cpus: float, gpus: float) -> Iterator[Any]:
