@@ -126,6 +126,11 @@ def _meta_problem(meta: Any) -> str | None:
     return None
 
 
+def agent_config(meta: dict[str, Any]) -> Any:
+    """The learner config a meta.json (checked by `load_meta`) records."""
+    return from_dict(ALGO_CONFIGS[meta.get("algo", "sac")], meta["agent_config"])
+
+
 def load_for_env(path: str | Path, obs_dim: int, action_dim: int, env_id: str) -> tuple[Path, dict[str, Any]]:
     """Resolve a checkpoint and its meta.json, refusing one trained with other observation/action sizes."""
     directory = resolve(path)

@@ -223,6 +223,10 @@ def _validate_agent(agent: Any) -> None:
 # The learner a checkpoint's meta.json names (`algo`) -> the config class of its `agent_config` (agents/__init__.py
 # maps the same names to the learners).
 ALGO_CONFIGS: dict[str, type] = {"sac": SACConfig, "cql": CQLConfig, "calql": CQLConfig, "iql": IQLConfig}
+# The fields of a learner's config that shape its parameters: a checkpoint loads into a learner whose values equal
+# the checkpoint's.
+NETWORK_FIELDS = ("actor_hidden_dims", "critic_hidden_dims", "actor_layer_norm", "critic_layer_norm",
+                  "shared_value_head", "policy_std", "num_critics")
 
 
 # --- online runs ------------------------------------------------------------------------------------

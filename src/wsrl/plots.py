@@ -46,9 +46,8 @@ def read_run(run_dir: Path) -> dict:
                                          "train_return", "train_success")}
     except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as e:
         raise UserError(f"{metrics}: unreadable ({type(e).__name__}: {e}); the run directory is damaged") from None
-    warmup = config.get("warmup_steps", 0)
-    run = {"label": run_label(run_dir), "x_key": x_key,
-           "warmup": 0 if offline or not isinstance(warmup, int) else warmup, **curves}
+    run = {"label": run_label(run_dir), "x_key": x_key, "warmup": 0 if offline else config.get("warmup_steps", 0),
+           **curves}
     return {**run, "score_key": score_key(run, bool(config.get("binary_reward")))}
 
 

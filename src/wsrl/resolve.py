@@ -22,6 +22,7 @@ from unittest import mock
 import tyro
 
 from wsrl.config import (
+    NETWORK_FIELDS,
     ContinuedConfig,
     CQLConfig,
     IQLConfig,
@@ -166,28 +167,23 @@ def env_of_checkpoint(base: OnlineConfig, from_path: str) -> OnlineConfig:
     return dataclasses.replace(base, env=trained_for or base.env)
 
 
-NETWORK = ("actor_hidden_dims", "critic_hidden_dims", "actor_layer_norm", "critic_layer_norm", "shared_value_head",
-           "policy_std", "num_critics")  # the fields that shape a learner's parameters
-
-
 def network_of_checkpoint(config: OnlineConfig, from_path: str | Path, given: set[str],
                           preset: str | None) -> OnlineConfig:
-    """finetune's SAC learner shaped as the checkpoint's networks: each field of NETWORK is the checkpoint's
-    unless the caller set it (`given`, field names) or chose a preset (`preset`, None when left out), and a
-    value so set that contradicts the checkpoint is refused with the reason. Continued learners restore their own
-    config whole, so they are left as they are."""
+    """finetune's SAC learner shaped as the checkpoint's networks: each of `config.NETWORK_FIELDS` is the
+    checkpoint's unless the caller set it (`given`, field names) or chose a preset (`preset`, None when left out),
+    and a value so set that contradicts the checkpoint is refused with the reason. Continued learners restore their
+    own config whole, so they are left as they are."""
     if config.continued is not None:
         return config
+    from wsrl import checkpoint
+
     directory, meta = _checkpoint_meta(from_path)
-    recorded = meta.get("agent_config")
-    if not isinstance(recorded, dict):
-        return config
+    recorded = checkpoint.agent_config(meta)
     changes = {}
-    for name in NETWORK:
-        if name not in recorded:
+    for name in NETWORK_FIELDS:
+        if not hasattr(recorded, name):  # IQL's config: refused as a seed of the SAC learner when the run starts
             continue
-        value, current = recorded[name], getattr(config.agent, name)
-        value = tuple(value) if isinstance(value, list) else value
+        value, current = getattr(recorded, name), getattr(config.agent, name)
         if value == current:
             continue
         if name in given:

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from wsrl._version import __version__
-from wsrl.config import to_dict
+from wsrl.config import OfflineConfig, OnlineConfig, from_dict, to_dict
 from wsrl.errors import UserError, read_json
 
 CONFIG_FILE, SUMMARY_FILE = "config.json", "summary.json"
+RUN_CONFIGS = {"online": OnlineConfig, "offline": OfflineConfig}  # config.json's `kind` -> the class of its `config`
 # Evaluation episodes are seeded apart from training episodes: episode i of every evaluation of a run
 # starts from reset(seed=eval_seed(run seed) + i).
 EVAL_SEED_OFFSET = 10_000
@@ -41,9 +42,9 @@ def seed_dirs(out: Path, seed: int, seeds: int) -> list[tuple[int, Path]]:
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
-    """config.json of a run directory ({} when it has none), checked where it is read: a JSON object whose `config` is
-    an object, `kind` "online" or "offline", `seeds` a list of seeds, `command` a string; anything else is one
-    UserError naming the file (the config's own fields are checked by `config.from_dict` where it is rebuilt)."""
+    """config.json of a run directory ({} when it has none), checked where it is read: a JSON object whose `kind` is
+    "online" or "offline" and `config` a config of that kind (`config.from_dict`: known fields of their types),
+    `seeds` a list of seeds, `command` a string; anything else is one UserError naming the file."""
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         return {}
@@ -55,8 +56,13 @@ def _record_problem(record: Any) -> str | None:
         return f"not a JSON object but a {type(record).__name__}"
     if not isinstance(record.get("config", {}), dict):
         return "config must be a JSON object"
-    if record.get("kind", "online") not in ("online", "offline"):
+    if record.get("kind", "online") not in RUN_CONFIGS:
         return f"kind must be 'online' or 'offline', got {record['kind']!r}"
+    if "kind" in record and "config" in record:
+        try:
+            from_dict(RUN_CONFIGS[record["kind"]], record["config"])
+        except (TypeError, ValueError) as e:
+            return f"config is not an {record['kind']} run's config ({e})"
     seeds = record.get("seeds")
     if seeds is not None and not (isinstance(seeds, list) and seeds and
                                   all(type(s) is int and s >= 0 for s in seeds)):

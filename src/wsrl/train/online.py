@@ -36,10 +36,10 @@ from wsrl import checkpoint, rundir
 from wsrl.agents import agent_from_meta
 from wsrl.agents.common import Agent, over_seeds, sample_seeds, stack, take, update_jit
 from wsrl.agents.sac import SACAgent
-from wsrl.config import OnlineConfig
+from wsrl.config import NETWORK_FIELDS, OnlineConfig
 from wsrl.data.buffer import ReplayBuffer, mixed_batch
 from wsrl.envs import make_env, space_dims, success_flag
-from wsrl.errors import Diverged, Stopped, UserError
+from wsrl.errors import Diverged, Stopped, UserError, read_json
 from wsrl.evaluation import evaluate
 from wsrl.runlog import ProgressBar, RunLogger, tracking
 from wsrl.train.lifecycle import (
@@ -231,7 +231,12 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
     if algo == "iql":
         raise UserError(f"checkpoint {directory} is IQL, whose Gaussian policy cannot seed the SAC learner; "
                         "continue it with --method iql")
-    checkpoint.restore(agent_from_meta(meta), directory)  # the arrays are what meta.json says they are
+    recorded = checkpoint.agent_config(meta)  # the restore below checks the arrays against the learner's config
+    differ = [name for name in NETWORK_FIELDS if getattr(recorded, name) != getattr(config.agent, name)]
+    if differ:
+        raise UserError(f"checkpoint {directory} records networks with {', '.join(differ)} other than the learner's "
+                        f"({', '.join(f'{getattr(recorded, n)} vs {getattr(config.agent, n)}' for n in differ)}); "
+                        "fine-tune with the checkpoint's (`wsrl finetune` takes them from it)")
     fresh = SACAgent.create(config.agent, obs_dim, action_dim, config.seed)
     return checkpoint.restore(fresh, directory, drop=OFFLINE_ONLY_STATE)
 
@@ -345,27 +350,23 @@ def _episode_limit(env: gym.Env) -> int:
     return env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 1000
 
 
-def first_update_step(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> int:
-    """The env step of the first gradient step: once the step count exceeds max(K, one full UTD batch), and for
-    learners that need Monte-Carlo returns also one full episode (docs/method.md §2.3)."""
-    return max(_update_waits(config, agent, env, batches).values()) + 1
-
-
-def _update_waits(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> dict[str, int]:
+def first_update(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> tuple[int, str]:
+    """The env step of the first gradient step, and what sets it: updates start once the step count exceeds the
+    warmup K and one full UTD batch, and for learners that need Monte-Carlo returns also one full episode
+    (docs/method.md §2.3)."""
     waits = {f"the {config.warmup_steps}-step warmup": config.warmup_steps,
              f"one UTD x batch ({agent.config.utd} x {agent.config.batch_size})":
                  agent.config.utd * agent.config.batch_size}
     if batches.returns is not None:
         waits[f"one whole episode ({_episode_limit(env)} steps) for Cal-QL's returns"] = _episode_limit(env)
-    return waits
+    why = max(waits, key=waits.get)
+    return waits[why] + 1, why
 
 
 def _refuse_no_update(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> None:
     """A budget that ends before the first gradient step would only collect data: refused with what sets it."""
-    waits = _update_waits(config, agent, env, batches)
-    first = max(waits.values()) + 1
+    first, why = first_update(config, agent, env, batches)
     if config.steps < first:
-        why = max(waits, key=waits.get)
         raise UserError(f"--steps {config.steps} ends before the first gradient step, at env step {first} (after "
                         f"{why}); give --steps {first} or more" +
                         (", or a shorter --warmup-steps" if why.startswith("the ") else ""))
@@ -375,12 +376,12 @@ def _online_run(configs: list[OnlineConfig], envs: list[gym.Env], loggers: list[
                 out: Path, agent: Agent, guides: list[Agent | None], batches: BatchSource,
                 stop: StopRequest) -> OnlineRun:
     config, env = configs[0], envs[0]
-    first_update = first_update_step(config, agent, env, batches)
+    first_step, _ = first_update(config, agent, env, batches)
     action_dim = space_dims(env)[1]
     seeds = tuple(SeedRun(c, e, logger, path, action_sources(c, action_dim, guide, _episode_limit(env)))
                   for c, e, logger, path, guide in zip(configs, envs, loggers, outs, guides, strict=True))
     eval_env = _make_env(config, training=False) if config.eval_episodes else None  # a robot has one env
-    return OnlineRun(config, seeds, eval_env, out, batches, first_update,
+    return OnlineRun(config, seeds, eval_env, out, batches, first_step,
                      CheckpointClock(config.checkpoint_every, config.checkpoint_minutes), stop)
 
 
@@ -611,25 +612,21 @@ LOOP_FIELDS: dict[str, type | tuple[type, ...]] = {
 def read_loop(directory: Path, fields: dict[str, type | tuple[type, ...]] = LOOP_FIELDS) -> dict[str, Any]:
     """A checkpoint's loop.json, checked where it is read: a JSON object of this loop format whose `fields` have
     their JSON types (the online loop's by default; the offline loop passes its own)."""
-    try:
-        record = json.loads((directory / LOOP_FILE).read_text())
-    except FileNotFoundError:
+    path = directory / LOOP_FILE
+    if not path.is_file():
         raise UserError(f"checkpoint {directory} holds no loop state ({LOOP_FILE}): it was not written by a "
-                        "resumable run") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"checkpoint {directory}: unreadable {LOOP_FILE} ({e}); resume from an earlier one") from None
-    if not isinstance(record, dict):
-        raise UserError(f"{directory / LOOP_FILE}: not a JSON object; the checkpoint is damaged: resume from an "
-                        "earlier one")
-    if record.get("format") != LOOP_FORMAT:
-        raise UserError(f"checkpoint {directory} was written by an incompatible wsrl (loop format "
-                        f"{record.get('format')}, this one reads {LOOP_FORMAT})")
-    wrong = [name for name, kinds in fields.items() if not isinstance(record.get(name, ...), kinds)
-             or (kinds is int and isinstance(record[name], bool))]
-    if wrong:
-        raise UserError(f"{directory / LOOP_FILE}: missing or wrongly typed {', '.join(wrong)}; the checkpoint is "
-                        "damaged: resume from an earlier one")
-    return record
+                        "resumable run")
+
+    def problem(record: Any) -> str | None:
+        if not isinstance(record, dict):
+            return "not a JSON object"
+        if record.get("format") != LOOP_FORMAT:
+            return f"loop format {record.get('format')!r}, this wsrl reads {LOOP_FORMAT} (an incompatible version)"
+        wrong = [name for name, kinds in fields.items() if not isinstance(record.get(name, ...), kinds)
+                 or (kinds is int and isinstance(record[name], bool))]
+        return f"missing or wrongly typed {', '.join(wrong)}" if wrong else None
+
+    return read_json(path, problem, "the checkpoint is damaged or foreign: resume from an earlier one")
 
 
 def _generator(state: dict) -> np.random.Generator:

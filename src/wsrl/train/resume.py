@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wsrl import checkpoint, rundir
-from wsrl.config import OfflineConfig, OnlineConfig, from_dict
+from wsrl.config import from_dict
 from wsrl.errors import UserError
 
 
@@ -47,7 +47,7 @@ def resume(run_dir: str | Path, steps: int | None = None, command: str = "",
     record = _read_record(run_dir)
     try:
         kind = record["kind"]
-        config = from_dict({"online": OnlineConfig, "offline": OfflineConfig}[kind], record["config"])
+        config = from_dict(rundir.RUN_CONFIGS[kind], record["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{run_dir} was written by an incompatible wsrl ({record.get('wsrl_version', 'unknown')}"
                         f" version; {type(e).__name__}: {e}); start it again") from None
