@@ -67,7 +67,7 @@ def fit(obs, act, width: int, lr: float, steps: int, checkpoints: list[int], env
         done = target
         mse = float(jnp.mean(jnp.concatenate([(jnp.tanh(net.apply({"params": carry[0]}, x[i:i + 4096])[0])
                                                - y[i:i + 4096]) ** 2 for i in range(0, len(x), 4096)])))
-        rate = success_rate(env, lambda o: np.asarray(act_fn(carry[0], jnp.asarray(o, jnp.float32))))
+        rate = success_rate(env, lambda o, p=carry[0]: np.asarray(act_fn(p, jnp.asarray(o, jnp.float32))))
         rows.append((width, lr, target, mse, rate))
         print(f"| 2 x {width} | {lr:g} | {target} | {mse:.4f} | {rate:.2f} |", flush=True)
     return rows
