@@ -24,6 +24,15 @@ LEARNERS = {  # algo -> (agent class, tiny config)
     "calql": (CQLAgent, dataclasses.replace(TINY_CQL, calql=True, cql_autotune=True)),
     "iql": (IQLAgent, IQLConfig(actor_hidden_dims=(8,), critic_hidden_dims=(8, 8), batch_size=5, actor_dropout=0.1)),
 }
+
+
+def test_every_registered_learner_has_a_conformance_entry():
+    from wsrl import agents
+
+    assert sorted(LEARNERS) == sorted(agents.LEARNERS)
+    assert all(agents.LEARNERS[algo].agent is cls for algo, (cls, _) in LEARNERS.items())
+
+
 update = update_jit(lambda agent, batch: agent.update(batch))  # compiled as wsrl compiles its updates
 
 

@@ -136,8 +136,11 @@ def load_policy(run_dir_or_checkpoint: str | os.PathLike, *, deterministic: bool
 def export(run_dir_or_checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the newest policy of a run (or a checkpoint) as a numpy-only file for `wsrl.deploy.NumpyPolicy`: the
     actor's weights, its kind (tanh-squashed or not) and the env's action bounds. Written atomically."""
+    from wsrl.agents import LEARNERS
+
     policy = load_policy(run_dir_or_checkpoint)
-    arrays = actor_arrays(policy._agent.actor.params, policy.low, policy.high, squash=policy.meta["algo"] != "iql")
+    squash = LEARNERS[policy.meta["algo"]].squashed_policy
+    arrays = actor_arrays(policy._agent.actor.params, policy.low, policy.high, squash=squash)
     target = Path(out)
     if target.is_dir():
         raise UserError(f"--out {target} is a directory; give a file name such as policy.npz")

@@ -1,12 +1,12 @@
 """`wsrl demo`: the whole method end to end on a small task, with ordinary wsrl calls underneath.
 
 collect a random dataset (cached in the Minari root) -> pre-train CQL -> fine-tune with WSRL (warmup, then
-10-critic SAC at UTD 4, no offline data) -> before/after table and learning-curve PNG in the run directory.
+10-critic SAC at UTD 4, no offline data) -> before/after table and learning-curve PNG in the run directory. The
+stages are the Python API's calls (`wsrl.pretrain`, `wsrl.finetune`) on the demo preset.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from wsrl import api
 from wsrl.collect import collect
 from wsrl.config import CollectConfig
 from wsrl.data.loaders import find_minari
 from wsrl.plots import plot_runs, read_run
 from wsrl.presets import demo
-from wsrl.train.offline import run_offline
-from wsrl.train.online import run_online
 
 # (dataset steps, offline gradient steps, online env steps, warmup steps, eval every)
 # quick: the first of WSRL's gradient steps at env step 1025 (one UTD x batch, 4 x 256), ~1900 of them in 1500 steps
@@ -35,12 +34,10 @@ def run_demo(out: str | Path | None = None, seed: int = 0, quick: bool = False) 
     dataset = f"wsrl-demo/invertedpendulum-random-{data_steps}-seed{seed}-v0"
     if find_minari(dataset) is None:
         collect(CollectConfig(env=demo.ENV, recipe="random", steps=data_steps, seed=seed), dataset)
-    offline = dataclasses.replace(demo.offline(), dataset=dataset, seed=seed, steps=offline_steps,
-                                  eval_every=min(eval_every, offline_steps))
-    pre = run_offline(offline, out / "pretrain", overwrite=True, command="wsrl demo")
-    online = dataclasses.replace(demo.online(), seed=seed, steps=online_steps, warmup_steps=warmup,
-                                 eval_every=eval_every)
-    fine = run_online(online, out / "finetune", init_from=out / "pretrain", overwrite=True, command="wsrl demo")
+    pre = api.pretrain(dataset, preset="demo", env=demo.ENV, out=out / "pretrain", overwrite=True, seed=seed,
+                       steps=offline_steps, eval_every=min(eval_every, offline_steps)).summary
+    fine = api.finetune(demo.ENV, pretrained=out / "pretrain", preset="demo", out=out / "finetune", overwrite=True,
+                        seed=seed, steps=online_steps, warmup_steps=warmup, eval_every=eval_every).summary
     figure = plot_runs([out / "finetune"], out / "learning_curve.png", labels=["WSRL from CQL"],
                        title=f"WSRL on {demo.ENV}: CQL pre-trained on random data, then fine-tuned online")
     online_evals = read_run(out / "finetune")["eval_return"][1]

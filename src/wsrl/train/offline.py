@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,25 +13,18 @@ import gymnasium as gym
 import jax
 
 from wsrl import checkpoint, rundir
-from wsrl.agents import agent_from_meta
+from wsrl.agents import LEARNERS, agent_from_meta
 from wsrl.agents.common import Agent, over_seeds, stack, take, update_jit
-from wsrl.agents.cql import CQLAgent
-from wsrl.agents.iql import IQLAgent
 from wsrl.config import OfflineConfig
 from wsrl.data.loaders import RawDataset, read_dataset, task_transitions, to_unit_actions
 from wsrl.data.transitions import Transitions
 from wsrl.envs import make_env, native_action_space, space_dims
-from wsrl.errors import Diverged, Stopped, UserError
+from wsrl.errors import UserError
 from wsrl.evaluation import evaluate
-from wsrl.runlog import ProgressBar, RunLogger, tracking
-from wsrl.train.lifecycle import (
-    CheckpointClock,
-    StopRequest,
-    check_metrics,
-    check_parameters,
-    stop_signals,
-)
-from wsrl.train.online import LOOP_FILE, LOOP_FORMAT, read_loop
+from wsrl.runlog import ProgressBar
+from wsrl.train import harness
+from wsrl.train.harness import Harness
+from wsrl.train.lifecycle import check_metrics
 
 
 def dataset_transitions(config: OfflineConfig, raw: RawDataset) -> Transitions:
@@ -70,16 +61,34 @@ def _eval_env(config: OfflineConfig, raw: RawDataset) -> gym.Env | None:
 
 
 def create_agent(config: OfflineConfig, obs_dim: int, action_dim: int) -> Agent:
-    if config.algo == "iql":
-        return IQLAgent.create(config.agent, obs_dim, action_dim, config.seed)
-    return CQLAgent.create(dataclasses.replace(config.agent, calql=config.algo == "calql"), obs_dim, action_dim,
-                           config.seed)
+    return LEARNERS[config.algo].create(config.agent, obs_dim, action_dim, config.seed)
+
+
+@dataclass
+class OfflineState:
+    """One seed's pre-training progress on the host; with its agent (which holds the batch-sampling rng), what a
+    checkpoint must hold to continue it exactly."""
+
+    step: int = 0
+    last_eval: dict[str, float] = field(default_factory=dict)
+    wall_time_before: float = 0.0  # seconds spent before the last resume
+
+    def record(self, h: Harness) -> dict[str, Any]:
+        return {"step": self.step, "last_eval": self.last_eval, "wall_time": h.elapsed(self.wall_time_before)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> OfflineState:
+        return cls(record["step"], record["last_eval"], record["wall_time"])
+
+
+# The JSON types of the offline loop.json's fields (`OfflineState.record`), checked where it is read.
+OFFLINE_LOOP_FIELDS = {"step": int, "last_eval": dict, "metrics_bytes": int, "wall_time": (int, float)}
 
 
 @dataclass(frozen=True)
 class OfflineRun:
     """What stays fixed while pre-training: config (of the first seed), data, evaluation env, each seed's config,
-    logger and output."""
+    and the harness (outputs, loggers, clock, stop)."""
 
     config: OfflineConfig
     data: dict[str, jax.Array]
@@ -88,12 +97,7 @@ class OfflineRun:
     reference: tuple[float, float] | None
     dims: tuple[int, int]
     configs: tuple[OfflineConfig, ...]
-    loggers: tuple[RunLogger, ...]
-    outs: tuple[Path, ...]
-    out: Path
-    clock: CheckpointClock
-    stop: StopRequest
-    started: float = field(default_factory=time.perf_counter)
+    h: Harness
 
 
 def _prepare(config: OfflineConfig) -> tuple[RawDataset, Transitions, gym.Env | None]:
@@ -118,23 +122,11 @@ def run_offline(config: OfflineConfig, out: str | Path, overwrite: bool = False,
     out = Path(out)
     raw, transitions, eval_env = _prepare(config)
     obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
-    members = rundir.seed_dirs(out, config.seed, seeds)
-    configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
+    configs = [dataclasses.replace(config, seed=seed) for seed, _ in rundir.seed_dirs(out, config.seed, seeds)]
     agents = [create_agent(c, obs_dim, action_dim) for c in configs]
-    rundir.prepare(out, overwrite)
     about = {"kind": "offline", "dataset_transitions": len(transitions), "eval_env": config.env or raw.env_id}
-    if seeds > 1:
-        rundir.write_config(out, config, command, seeds=[seed for seed, _ in members], **about)
-    for c, (_, path) in zip(configs, members, strict=True):
-        path.mkdir(exist_ok=True)
-        rundir.write_config(path, c, command, **about)
-    states = [{"step": 0, "last_eval": {}, "wall_time": 0.0} for _ in members]
-    loggers = [RunLogger(path, "grad_step", **tracking(config, out, seeds)) for _, path in members]
-    return _train(configs, out, raw, transitions, eval_env, loggers, stack(agents), states)
-
-
-# The JSON types of the offline loop.json's fields (`_save`), checked where it is read.
-OFFLINE_LOOP_FIELDS = {"step": int, "last_eval": dict, "metrics_bytes": int, "wall_time": (int, float)}
+    harness.start(out, configs, command, overwrite, {"seeds": [c.seed for c in configs], **about}, [about] * seeds)
+    return _train(configs, out, raw, transitions, eval_env, stack(agents), [OfflineState() for _ in configs])
 
 
 def resume_offline(out: Path, config: OfflineConfig, directories: list[Path],
@@ -143,115 +135,77 @@ def resume_offline(out: Path, config: OfflineConfig, directories: list[Path],
     `on_start` runs once all input was checked."""
     raw, transitions, eval_env = _prepare(config)
     obs_dim, action_dim = transitions.observations.shape[1], transitions.actions.shape[1]
-    members = rundir.seed_dirs(out, config.seed, len(directories))
-    agents, states = [], []
+    agents, records = [], []
     for directory in directories:
         directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim,
                                                   config.env or raw.env_id or "the data")
-        states.append(read_loop(directory, OFFLINE_LOOP_FIELDS))
+        records.append(harness.read_loop(directory, OFFLINE_LOOP_FIELDS))
         agents.append(checkpoint.restore(agent_from_meta(meta), directory))
     on_start()
-    loggers = [RunLogger(path, "grad_step", resume_at=(state["metrics_bytes"], state["step"]),
-                         **tracking(config, out, len(members)))
-               for (_, path), state in zip(members, states, strict=True)]
-    configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
-    return _train(configs, out, raw, transitions, eval_env, loggers, stack(agents), states)
+    configs = [dataclasses.replace(config, seed=seed) for seed, _ in rundir.seed_dirs(out, config.seed,
+                                                                                       len(directories))]
+    return _train(configs, out, raw, transitions, eval_env, stack(agents),
+                  [OfflineState.from_record(r) for r in records],
+                  resume_at=[(r["metrics_bytes"], r["step"]) for r in records])
 
 
 def _train(configs: list[OfflineConfig], out: Path, raw: RawDataset, transitions: Transitions,
-           eval_env: gym.Env | None, loggers: list[RunLogger], agents: Agent,
-           states: list[dict[str, Any]]) -> dict[str, Any]:
-    """The pre-training loop of every seed from its `state` (step, last_eval, wall_time) to config.steps."""
+           eval_env: gym.Env | None, agents: Agent, states: list[OfflineState],
+           resume_at: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+    """The pre-training loop of every seed from its state to config.steps, in the harness."""
     config = configs[0]
     data = jax.device_put({k: v for k, v in transitions.as_dict().items() if k != "dones"})
     dims = (transitions.observations.shape[1], transitions.actions.shape[1])
-    outs = tuple(path for _, path in rundir.seed_dirs(out, config.seed, len(configs)))
-    with stop_signals() as stop:
-        run = OfflineRun(config, data, eval_env, config.env or raw.env_id, raw.reference, dims, tuple(configs),
-                         tuple(loggers), outs, out, CheckpointClock(config.checkpoint_every,
-                                                                    config.checkpoint_minutes), stop)
-        finished = False
-        try:
-            agents = _loop(run, states, agents)
-            _save(run, states, agents)
-            finished = True
-        except Diverged as e:
-            diverged = {"diverged": {"step": e.step, "quantity": e.quantity}}
-            for path, state in zip(outs, states, strict=True):
-                rundir.write_summary(path, {"dataset": config.dataset, "algo": config.algo,
-                                            "grad_steps": state["step"], **diverged})
-            if len(configs) > 1:
-                rundir.write_summary(out, diverged)
-            raise
-        finally:
-            for logger in loggers:
-                logger.close(finished)
-            if eval_env is not None:
-                eval_env.close()
-    summaries = [{"dataset": config.dataset, "algo": config.algo, "grad_steps": state["step"],
-                  "wall_time_s": _elapsed(run, state), "final_eval": state["last_eval"]} for state in states]
-    for path, summary in zip(outs, summaries, strict=True):
-        rundir.write_summary(path, summary)
-    if len(configs) == 1:
-        return summaries[0]
-    summary = rundir.group_summary(summaries, [c.seed for c in configs])
-    rundir.write_summary(out, summary)
-    return summary
+    with harness.harness(out, configs, "grad_step", resume_at) as h:
+        run = OfflineRun(config, data, eval_env, config.env or raw.env_id, raw.reference, dims, tuple(configs), h)
+
+        def body() -> None:
+            final = _loop(run, states, agents)
+            _save(run, states, final)
+
+        def summary(k: int) -> dict[str, Any]:
+            return {"dataset": config.dataset, "algo": config.algo, "grad_steps": states[k].step,
+                    "wall_time_s": h.elapsed(states[k].wall_time_before), "final_eval": states[k].last_eval}
+
+        return harness.execute(h, body, summary, close=eval_env.close if eval_env is not None else lambda: None)
 
 
-def _elapsed(run: OfflineRun, state: dict[str, Any]) -> float:
-    return state["wall_time"] + time.perf_counter() - run.started
-
-
-def _loop(run: OfflineRun, states: list[dict[str, Any]], agents: Agent) -> Agent:
+def _loop(run: OfflineRun, states: list[OfflineState], agents: Agent) -> Agent:
     """Update (every seed in one call), log, evaluate, checkpoint: once per gradient step; returns the agents."""
-    config = run.config
+    config, h = run.config, run.h
     with ProgressBar(config.steps, f"{config.algo} offline") as progress:
-        while states[0]["step"] < config.steps:
+        while states[0].step < config.steps:
             agents, metrics = _offline_update(agents, run.data)
-            step = states[0]["step"] + 1
+            step = states[0].step + 1
             for state in states:
-                state["step"] = step
+                state.step = step
             if step % config.log_every == 0:
                 values = jax.device_get(metrics)
                 for k, state in enumerate(states):
                     seed_values = {name: float(v[k]) for name, v in values.items()}
-                    run.loggers[k].log(_row(run, state, seed_values))
-                    check_metrics(step, seed_values, _whose(run, k))
+                    h.loggers[k].log(_row(run, state, seed_values))
+                    check_metrics(step, seed_values, h.whose(k))
             if run.eval_env is not None and (step % config.eval_every == 0 or step == config.steps):
                 for k, state in enumerate(states):
-                    state["last_eval"] = evaluate(take(agents, k), run.eval_env, config.eval_episodes,
-                                                  rundir.eval_seed(run.configs[k].seed), run.env_id, run.reference)
-                    run.loggers[k].log(_row(run, state, state["last_eval"]))
-            if run.clock.due(step) or run.stop.signal:
+                    state.last_eval = evaluate(take(agents, k), run.eval_env, config.eval_episodes,
+                                               rundir.eval_seed(run.configs[k].seed), run.env_id, run.reference)
+                    h.loggers[k].log(_row(run, state, state.last_eval))
+            if h.clock.due(step) or h.stop.signal:
                 _save(run, states, agents)
-            if run.stop.signal:
-                raise Stopped(run.stop.exit_code, f"stopped at gradient step {step} after writing a checkpoint; "
-                                                  f"continue with `wsrl resume {run.out}`")
-            progress.advance(step, [s["last_eval"]["eval_return"] for s in states if s["last_eval"]])
+            h.stop_if_asked(step, "gradient step")
+            progress.advance(step, [s.last_eval["eval_return"] for s in states if s.last_eval])
     return agents
 
 
-def _whose(run: OfflineRun, k: int) -> str:
-    return f"seed {run.configs[k].seed}'s " if len(run.configs) > 1 else ""
+def _row(run: OfflineRun, state: OfflineState, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"env_step": 0, "grad_step": state.step, "phase": "offline",
+            "wall_time": run.h.elapsed(state.wall_time_before), **extra}
 
 
-def _row(run: OfflineRun, state: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    return {"env_step": 0, "grad_step": state["step"], "phase": "offline", "wall_time": _elapsed(run, state), **extra}
-
-
-def _save(run: OfflineRun, states: list[dict[str, Any]], agents: Agent) -> None:
-    """A checkpoint per seed that `wsrl resume` continues exactly (the agent holds the batch-sampling rng)."""
+def _save(run: OfflineRun, states: list[OfflineState], agents: Agent) -> None:
+    """A checkpoint per seed that `wsrl resume` continues exactly."""
     for k, state in enumerate(states):
-        step, agent = state["step"], take(agents, k)
-        directory = run.outs[k] / "checkpoints" / f"step_{step}"
-        if directory.is_dir():
-            continue
-        check_parameters(step, agent, _whose(run, k))
-        record = {"format": LOOP_FORMAT, "step": step, "last_eval": state["last_eval"],
-                  "metrics_bytes": run.loggers[k].position, "wall_time": _elapsed(run, state)}
-        checkpoint.save(agent, directory, checkpoint.metadata(agent, *run.dims, run.env_id, 0,
-                                                              dataset=run.config.dataset),
-                        {LOOP_FILE: json.dumps(record).encode()})
-        checkpoint.prune(run.outs[k], run.config.keep_checkpoints)
-    run.clock.saved()
+        agent = take(agents, k)
+        meta = checkpoint.metadata(agent, *run.dims, run.env_id, 0, dataset=run.config.dataset)
+        run.h.save(k, state.step, agent, meta, state.record(run.h), run.config.keep_checkpoints)
+    run.h.clock.saved()

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import sys
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,22 +31,18 @@ import jax
 import numpy as np
 
 from wsrl import checkpoint, rundir
-from wsrl.agents import agent_from_meta
+from wsrl.agents import LEARNERS, agent_from_meta
 from wsrl.agents.common import Agent, over_seeds, sample_seeds, stack, take, update_jit
 from wsrl.agents.sac import SACAgent
 from wsrl.config import NETWORK_FIELDS, OnlineConfig
 from wsrl.data.buffer import ReplayBuffer, mixed_batch
 from wsrl.envs import make_env, space_dims, success_flag
-from wsrl.errors import Diverged, Stopped, UserError, read_json
+from wsrl.errors import UserError
 from wsrl.evaluation import evaluate
-from wsrl.runlog import ProgressBar, RunLogger, tracking
-from wsrl.train.lifecycle import (
-    CheckpointClock,
-    StopRequest,
-    check_metrics,
-    check_parameters,
-    stop_signals,
-)
+from wsrl.runlog import ProgressBar
+from wsrl.train import harness
+from wsrl.train.harness import Harness
+from wsrl.train.lifecycle import check_metrics
 from wsrl.train.sources import (
     ActionSource,
     BatchSource,
@@ -60,8 +54,7 @@ from wsrl.train.sources import (
 
 # Pre-training state that the online agent does not carry over: the CQL multiplier (docs/method.md §2.1).
 OFFLINE_ONLY_STATE = ("cql_lagrange",)
-LOOP_FILE, BUFFER_FILE, GUIDE_FILE = "loop.json", "buffer.npz", "guide.msgpack"
-LOOP_FORMAT = 1  # version of what loop.json holds; `wsrl resume` refuses another
+BUFFER_FILE, GUIDE_FILE = "buffer.npz", "guide.msgpack"
 
 
 @dataclass
@@ -147,12 +140,10 @@ class Learners:
 
 @dataclass(frozen=True)
 class SeedRun:
-    """What stays fixed for one seed: its config (its own seed), training env, output and action sources."""
+    """What stays fixed for one seed: its config (its own seed), training env and action sources."""
 
     config: OnlineConfig
     env: gym.Env
-    logger: RunLogger
-    out: Path
     actions: tuple[ActionSource, ...]
 
     @property
@@ -163,17 +154,15 @@ class SeedRun:
 
 @dataclass(frozen=True)
 class OnlineRun:
-    """What stays fixed during a run: config (of the first seed), the seeds, evaluation env, output, batch source."""
+    """What stays fixed during a run: config (of the first seed), the seeds, evaluation env, batch source, and the
+    harness (outputs, loggers, clock, stop)."""
 
     config: OnlineConfig
     seeds: tuple[SeedRun, ...]
     eval_env: gym.Env | None  # None: no evaluation rollouts (--eval-episodes 0)
-    out: Path
     batches: BatchSource
     first_update_step: int
-    clock: CheckpointClock
-    stop: StopRequest
-    started: float = field(default_factory=time.perf_counter)
+    h: Harness
 
 
 @partial(jax.jit, donate_argnums=(1,))
@@ -228,9 +217,9 @@ def initial_agent(config: OnlineConfig, obs_dim: int, action_dim: int, init_from
         if continued.continued_utd:
             agent = agent.replace(config=dataclasses.replace(agent.config, utd=continued.continued_utd))
         return agent
-    if algo == "iql":
-        raise UserError(f"checkpoint {directory} is IQL, whose Gaussian policy cannot seed the SAC learner; "
-                        "continue it with --method iql")
+    if not LEARNERS[algo].seeds_sac:
+        raise UserError(f"checkpoint {directory} is {algo}, whose policy cannot seed the SAC learner; "
+                        f"continue it with --method {algo}")
     recorded = checkpoint.agent_config(meta)  # the restore below checks the arrays against the learner's config
     differ = [name for name in NETWORK_FIELDS if getattr(recorded, name) != getattr(config.agent, name)]
     if differ:
@@ -287,19 +276,14 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     batches = batch_source(config, agents[0], obs_dim, action_dim, _episode_limit(envs[0]))
     if require_update:
         _refuse_no_update(config, agents[0], envs[0], batches)
-    rundir.prepare(out, overwrite)
     learner = type(agents[0]).__name__
-    if seeds > 1:
-        rundir.write_config(out, config, command, kind="online", seeds=[seed for seed, _ in members],
-                            init_from=None if init_from is None else str(init_from), learner=learner)
-    for c, (_, path), start in zip(configs, members, starts, strict=True):
-        path.mkdir(exist_ok=True)
-        rundir.write_config(path, c, command, kind="online", init_from=None if start is None else str(start),
-                            learner=learner)
-    loggers = [RunLogger(path, **tracking(config, out, seeds)) for _, path in members]
-    with stop_signals() as stop:
-        run = _online_run(configs, envs, loggers, [path for _, path in members], out, agents[0], guides, batches,
-                          stop)
+    harness.start(out, configs, command, overwrite,
+                  {"kind": "online", "seeds": [c.seed for c in configs],
+                   "init_from": None if init_from is None else str(init_from), "learner": learner},
+                  [{"kind": "online", "init_from": None if start is None else str(start), "learner": learner}
+                   for start in starts])
+    with harness.harness(out, configs, "env_step") as h:
+        run = _online_run(configs, envs, h, agents[0], guides, batches)
         return _execute(run, lambda: _start(run, stack(agents)), save_buffer)
 
 
@@ -317,7 +301,7 @@ def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
     agents, guides, records = [], [], []
     for directory in directories:
         directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim, config.env)
-        records.append(read_loop(directory))
+        records.append(harness.read_loop(directory, LOOP_FIELDS))
         agents.append(checkpoint.restore(agent_from_meta(meta), directory))
         guides.append(None if config.jsrl is None else
                       checkpoint.restore(agent_from_meta(meta), directory, agent_file=GUIDE_FILE))
@@ -325,12 +309,8 @@ def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
     empty = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + batches.appended))
     buffers = [_read_buffer(directory, empty) for directory in directories]
     on_start()
-    loggers = [RunLogger(path, resume_at=(record["metrics_bytes"], record["env_step"]),
-                         **tracking(config, out, len(members)))
-               for (_, path), record in zip(members, records, strict=True)]
-    with stop_signals() as stop:
-        run = _online_run(configs, envs, loggers, [path for _, path in members], out, agents[0], guides, batches,
-                          stop)
+    with harness.harness(out, configs, "env_step", [(r["metrics_bytes"], r["env_step"]) for r in records]) as h:
+        run = _online_run(configs, envs, h, agents[0], guides, batches)
         fresh = fresh_episode or envs[0].unwrapped.metadata.get("replayable", True) is False
         if fresh:
             print(f"resuming {out} with a fresh episode: the run is exact up to this restart, not beyond it",
@@ -372,51 +352,37 @@ def _refuse_no_update(config: OnlineConfig, agent: Agent, env: gym.Env, batches:
                         (", or a shorter --warmup-steps" if why.startswith("the ") else ""))
 
 
-def _online_run(configs: list[OnlineConfig], envs: list[gym.Env], loggers: list[RunLogger], outs: list[Path],
-                out: Path, agent: Agent, guides: list[Agent | None], batches: BatchSource,
-                stop: StopRequest) -> OnlineRun:
+def _online_run(configs: list[OnlineConfig], envs: list[gym.Env], h: Harness, agent: Agent,
+                guides: list[Agent | None], batches: BatchSource) -> OnlineRun:
     config, env = configs[0], envs[0]
     first_step, _ = first_update(config, agent, env, batches)
     action_dim = space_dims(env)[1]
-    seeds = tuple(SeedRun(c, e, logger, path, action_sources(c, action_dim, guide, _episode_limit(env)))
-                  for c, e, logger, path, guide in zip(configs, envs, loggers, outs, guides, strict=True))
+    seeds = tuple(SeedRun(c, e, action_sources(c, action_dim, guide, _episode_limit(env)))
+                  for c, e, guide in zip(configs, envs, guides, strict=True))
     eval_env = _make_env(config, training=False) if config.eval_episodes else None  # a robot has one env
-    return OnlineRun(config, seeds, eval_env, out, batches, first_step,
-                     CheckpointClock(config.checkpoint_every, config.checkpoint_minutes), stop)
+    return OnlineRun(config, seeds, eval_env, batches, first_step, h)
 
 
 def _execute(run: OnlineRun, begin: Any, save_buffer: bool) -> dict[str, Any]:
-    """Run the loop from the state `begin()` gives, write the final checkpoints and summary.json (every seed's,
-    and for several seeds the run's)."""
-    finished = False
-    try:
-        states, learners = begin()
+    """Run the loop from the state `begin()` gives and write the final checkpoints (and with `save_buffer` each seed's
+    replay_buffer.npz), in the harness."""
+    held: dict[str, Any] = {}
+
+    def body() -> None:
+        held["states"], held["learners"] = states, learners = begin()
         _loop(run, states, learners)
         _save(run, states, learners)
-        finished = True
-    except Diverged as e:
-        for k, seed in enumerate(run.seeds):
-            rundir.write_summary(seed.out, {**_summary(run, k, states[k], learners),
-                                            "diverged": {"step": e.step, "quantity": e.quantity}})
-        if len(run.seeds) > 1:
-            rundir.write_summary(run.out, {"diverged": {"step": e.step, "quantity": e.quantity}})
-        raise
-    finally:
+        if save_buffer:
+            for k, path in enumerate(run.h.outs):
+                np.savez(path / "replay_buffer.npz", **learners.buffer(k).transitions())
+
+    def close() -> None:
         for seed in run.seeds:
-            seed.logger.close(finished)
             seed.env.close()
         if run.eval_env is not None:
             run.eval_env.close()
-    summaries = [_summary(run, k, state, learners) for k, state in enumerate(states)]
-    for k, (seed, summary) in enumerate(zip(run.seeds, summaries, strict=True)):
-        if save_buffer:
-            np.savez(seed.out / "replay_buffer.npz", **learners.buffer(k).transitions())
-        rundir.write_summary(seed.out, summary)
-    if len(run.seeds) == 1:
-        return summaries[0]
-    summary = rundir.group_summary(summaries, [seed.config.seed for seed in run.seeds])
-    rundir.write_summary(run.out, summary)
-    return summary
+
+    return harness.execute(run.h, body, lambda k: _summary(run, k, held["states"][k], held["learners"]), close)
 
 
 _sample = jax.jit(sample_seeds)
@@ -461,11 +427,9 @@ def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
             if step % config.eval_every == 0 or step == config.steps:
                 for k, state in enumerate(states):
                     _evaluate(run, k, state, learners)
-            if run.clock.due(step) or run.stop.signal:
+            if run.h.clock.due(step) or run.h.stop.signal:
                 _save(run, states, learners)
-            if run.stop.signal:
-                raise Stopped(run.stop.exit_code, f"stopped at env step {step} after writing a checkpoint; "
-                                                  f"continue with `wsrl resume {run.out}`")
+            run.h.stop_if_asked(step, "env step")
             progress.advance(step, [score for s in states if (score := _score(s.last_eval)) is not None])
 
 
@@ -513,12 +477,8 @@ def _end_episode(run: OnlineRun, k: int, state: LoopState, learners: Learners) -
         learners.buffers = _set_returns(learners.buffers, k, *rows)
 
 
-def _elapsed(run: OnlineRun, state: LoopState) -> float:
-    return state.wall_time_before + time.perf_counter() - run.started
-
-
 def _row(run: OnlineRun, state: LoopState, grad_step: int, extra: dict[str, Any]) -> dict[str, Any]:
-    elapsed = _elapsed(run, state)
+    elapsed = run.h.elapsed(state.wall_time_before)
     return {"env_step": state.env_step, "grad_step": grad_step - state.grad_step_at_start,
             "phase": "warmup" if state.env_step <= run.config.warmup_steps else "online",
             "wall_time": elapsed, "env_steps_per_s": state.env_step / max(elapsed, 1e-9), **extra}
@@ -526,13 +486,8 @@ def _row(run: OnlineRun, state: LoopState, grad_step: int, extra: dict[str, Any]
 
 def _log_training(run: OnlineRun, k: int, state: LoopState, learners: Learners, metrics: dict[str, float]) -> None:
     row = _row(run, state, learners.grad_step(k), {"episode_return": state.episode.last_return, **metrics})
-    run.seeds[k].logger.log(row)
-    check_metrics(state.env_step, metrics, _whose(run, k))
-
-
-def _whose(run: OnlineRun, k: int) -> str:
-    """How a message names seed k: "" in a single-seed run."""
-    return f"seed {run.seeds[k].config.seed}'s " if len(run.seeds) > 1 else ""
+    run.h.loggers[k].log(row)
+    check_metrics(state.env_step, metrics, run.h.whose(k))
 
 
 def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> None:
@@ -543,7 +498,7 @@ def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> N
         scores = state.episode.score()
         if scores:
             state.last_eval = scores
-            seed.logger.log(_row(run, state, learners.grad_step(k), scores))
+            run.h.loggers[k].log(_row(run, state, learners.grad_step(k), scores))
             state.best_eval = max(state.best_eval, scores["train_return"])
         return
     state.episode.window.clear()  # scored only in runs without evaluation rollouts
@@ -551,7 +506,7 @@ def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> N
                                rundir.eval_seed(seed.config.seed), seed.config.env, guide=seed.guide,
                                guide_steps=state.guide_horizon)
     jsrl = {"jsrl_horizon": state.guide_horizon} if seed.guide is not None else {}
-    seed.logger.log(_row(run, state, learners.grad_step(k), {**state.last_eval, **jsrl}))
+    run.h.loggers[k].log(_row(run, state, learners.grad_step(k), {**state.last_eval, **jsrl}))
     for source in seed.actions:
         source.after_eval(state, state.last_eval["eval_return"])
     state.best_eval = max(state.best_eval, state.last_eval["eval_return"])
@@ -565,32 +520,28 @@ def _score(last_eval: dict[str, float]) -> float | None:
 
 def _save(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
     """A checkpoint per seed at the current step that `wsrl resume` continues exactly: the agent, the buffer's
-    filled rows, and the loop state (loop.json); never one holding non-finite parameters."""
+    filled rows, the loop state (loop.json) and JSRL's guide."""
     metrics = learners.host_metrics() if learners.metrics else [{} for _ in states]
     for k, (seed, state) in enumerate(zip(run.seeds, states, strict=True)):
-        directory = seed.out / "checkpoints" / f"step_{state.env_step}"
-        if directory.is_dir():
-            continue  # already saved at this step
+
+        def files(k: int = k, seed: SeedRun = seed) -> dict[str, bytes]:
+            rows = io.BytesIO()
+            np.savez_compressed(rows, **learners.buffer(k).rows())
+            guide = {} if seed.guide is None else {GUIDE_FILE: checkpoint.agent_bytes(seed.guide)}
+            return {BUFFER_FILE: rows.getvalue(), **guide}
+
         agent = learners.agent(k)
-        check_parameters(state.env_step, agent, _whose(run, k))
-        rows = io.BytesIO()
-        np.savez_compressed(rows, **learners.buffer(k).rows())
-        files = {LOOP_FILE: json.dumps(_loop_record(seed, state, metrics[k], run)).encode(),
-                 BUFFER_FILE: rows.getvalue()}
-        if seed.guide is not None:
-            files[GUIDE_FILE] = checkpoint.agent_bytes(seed.guide)
-        obs_dim, action_dim = space_dims(seed.env)
-        checkpoint.save(agent, directory, checkpoint.metadata(agent, obs_dim, action_dim, seed.config.env,
-                                                              state.env_step), files)
-        checkpoint.prune(seed.out, seed.config.keep_checkpoints)
-    run.clock.saved()
+        meta = checkpoint.metadata(agent, *space_dims(seed.env), seed.config.env, state.env_step)
+        run.h.save(k, state.env_step, agent, meta, _loop_record(seed, state, metrics[k], run),
+                   seed.config.keep_checkpoints, files)
+    run.h.clock.saved()
 
 
 def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run: OnlineRun) -> dict[str, Any]:
     """Everything of one seed's loop state that is not the agent or the buffer, as JSON."""
     return {
-        "format": LOOP_FORMAT, "env_step": state.env_step, "metrics_bytes": seed.logger.position,
-        "wall_time": _elapsed(run, state), "grad_step_at_start": state.grad_step_at_start,
+        "env_step": state.env_step, "wall_time": run.h.elapsed(state.wall_time_before),
+        "grad_step_at_start": state.grad_step_at_start,
         "action": state.action.tolist(), "np_rng": state.np_rng.bit_generator.state,
         "env_reset_rng": state.env_reset_rng, "episode_actions": [a.tolist() for a in state.episode_actions],
         "action_space_rng": seed.env.action_space.np_random.bit_generator.state,
@@ -600,33 +551,13 @@ def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run
     }
 
 
-# The JSON types of loop.json's fields (`_loop_record`), checked where it is read.
+# The JSON types of loop.json's fields (`_loop_record`, and the harness's metrics_bytes), checked where it is read.
 LOOP_FIELDS: dict[str, type | tuple[type, ...]] = {
     "env_step": int, "metrics_bytes": int, "wall_time": (int, float), "grad_step_at_start": int, "action": list,
     "np_rng": dict, "env_reset_rng": (dict, type(None)), "episode_actions": list, "action_space_rng": dict,
     "episode": dict, "guide_horizon": int, "best_eval": (int, float), "last_eval": dict, "metrics": dict,
     "returns": (dict, type(None)),
 }
-
-
-def read_loop(directory: Path, fields: dict[str, type | tuple[type, ...]] = LOOP_FIELDS) -> dict[str, Any]:
-    """A checkpoint's loop.json, checked where it is read: a JSON object of this loop format whose `fields` have
-    their JSON types (the online loop's by default; the offline loop passes its own)."""
-    path = directory / LOOP_FILE
-    if not path.is_file():
-        raise UserError(f"checkpoint {directory} holds no loop state ({LOOP_FILE}): it was not written by a "
-                        "resumable run")
-
-    def problem(record: Any) -> str | None:
-        if not isinstance(record, dict):
-            return "not a JSON object"
-        if record.get("format") != LOOP_FORMAT:
-            return f"loop format {record.get('format')!r}, this wsrl reads {LOOP_FORMAT} (an incompatible version)"
-        wrong = [name for name, kinds in fields.items() if not isinstance(record.get(name, ...), kinds)
-                 or (kinds is int and isinstance(record[name], bool))]
-        return f"missing or wrongly typed {', '.join(wrong)}" if wrong else None
-
-    return read_json(path, problem, "the checkpoint is damaged or foreign: resume from an earlier one")
 
 
 def _generator(state: dict) -> np.random.Generator:
@@ -679,7 +610,7 @@ def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer, records: list
 
 
 def _summary(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> dict[str, Any]:
-    elapsed = _elapsed(run, state)
+    elapsed = run.h.elapsed(state.wall_time_before)
     return {"env": run.config.env, "env_steps": state.env_step,
             "grad_steps": learners.grad_step(k) - state.grad_step_at_start, "wall_time_s": elapsed,
             "env_steps_per_s": state.env_step / elapsed, "last_train_episode_return": state.episode.last_return,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from wsrl.agents import LEARNERS
 from wsrl.agents.common import Agent
 from wsrl.config import OnlineConfig
 from wsrl.data.buffer import FIELDS, ReplayBuffer
@@ -155,7 +156,7 @@ def batch_source(config: OnlineConfig, agent: Agent, obs_dim: int, action_dim: i
             kwargs.update(offline=jax.device_put(data), offline_ratio=config.retention.offline_ratio)
         else:
             kwargs.update(appended_data=data)
-    if agent.algo == "calql":
+    if LEARNERS[agent.algo].online_returns:
         if config.buffer_capacity < config.steps + len(kwargs.get("appended_data", {}).get("rewards", ())):
             raise UserError("Cal-QL online keeps every episode's returns: --buffer-capacity must hold all steps")
         failure = None if config.sparse_failure_reward is None else (
