@@ -11,14 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-CLOCK = {"wall_time", "wall_time_s", "env_steps_per_s"}
+CLOCK = {"wall_time", "wall_time_s", "env_steps_per_s", "metrics_bytes"}  # metrics_bytes counts the clock's digits
 SKIP = {"log.txt", "COMMIT", "config.json", "curves.png"}  # config.json records the command line with its paths
 
 
 def normalised(path: Path) -> bytes:
     if path.name == "metrics.csv":
         rows = list(csv.DictReader(io.StringIO(path.read_text())))
-        return json.dumps([{k: v for k, v in row.items() if k not in CLOCK} for row in rows]).encode()
+        return json.dumps([{k: v for k, v in row.items() if k not in CLOCK and v != ""} for row in rows]).encode()
     if path.suffix == ".json":
         return json.dumps(_drop_clock(json.loads(path.read_text())), sort_keys=True).encode()
     return path.read_bytes()

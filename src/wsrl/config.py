@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from tyro.conf import Suppress
+from tyro.conf import Suppress, arg
 
 from wsrl.errors import UserError
 
@@ -321,6 +321,10 @@ class OnlineConfig:
     """Offline data kept online (None: none, as WSRL)."""
     jsrl: JSRLConfig | None = None
     """JSRL's guide curriculum (None: no guide)."""
+    asynchronous: Annotated[bool, arg(name="async")] = False
+    """The env loop never waits for the learner: it acts with the newest policy while a background thread stores its
+    transitions and updates, one update per env step on average (the realised UTD is logged as utd_realised). One
+    seed; a run resumes from its checkpoints, but not bit for bit (docs/robots.md)."""
 
     @property
     def continued(self) -> ContinuedConfig | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -135,6 +137,34 @@ class RewardTransform(gym.Wrapper):
         return obs, self.scale * reward + self.bias, terminated, truncated, info
 
 
+class RealTime(gym.Wrapper):
+    """A simulated env that steps in real time, as hardware does: each `step` returns no earlier than one control
+    period (1 / hz seconds) after the previous one returned, sleeping the rest of the period; a step that arrives
+    late is not made up for. `periods` holds the seconds between consecutive steps of an episode (the jitter a
+    controller sees). For trying a robot's loop (docs/robots.md) without the robot."""
+
+    def __init__(self, env: gym.Env, hz: float):
+        super().__init__(env)
+        self.period = 1.0 / hz
+        self.periods: list[float] = []
+        self._last: float | None = None
+
+    def reset(self, **kwargs: Any) -> Any:
+        self._last = None
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        result = self.env.step(action)
+        now = time.perf_counter()
+        if self._last is not None:
+            if now - self._last < self.period:
+                time.sleep(self.period - (now - self._last))
+                now = time.perf_counter()
+            self.periods.append(now - self._last)
+        self._last = now
+        return result
+
+
 def is_unit_box(space: gym.spaces.Box) -> bool:
     return bool(np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0))
 
@@ -153,7 +183,8 @@ def env_id(env: Any) -> str:
     if not callable(env):
         raise UserError(f"env must be a Gymnasium id, 'package.module:attribute' or a callable returning a "
                         f"gymnasium.Env, got {type(env).__name__}")
-    name = f"{CALLABLE_NAMESPACE}/{getattr(env, '__qualname__', type(env).__name__).replace('.', '_')}"
+    qualname = getattr(env, "__qualname__", type(env).__name__)  # e.g. "run.<locals>.make" for a nested factory
+    name = f"{CALLABLE_NAMESPACE}/{re.sub(r'[^A-Za-z0-9_-]', '_', qualname)}"
     gym.registry.pop(name, None)  # the newest definition of that callable wins
     gym.register(name, entry_point=env, disable_env_checker=True)
     return name

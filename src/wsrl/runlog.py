@@ -31,7 +31,7 @@ COLUMNS = (
     "eval_return", "eval_return_std", "eval_normalized_score", "eval_success", "eval_length",
     "critic_loss", "q_mean", "target_q_mean", "actor_loss", "temperature", "temperature_loss", "entropy",
     "td_loss", "cql_penalty", "cql_alpha", "value_loss", "v_mean", "awr_weight_mean", "offline_fraction",
-    "jsrl_horizon", "train_return", "train_success", "train_episodes",
+    "jsrl_horizon", "train_return", "train_success", "train_episodes", "utd_realised",
 )
 
 

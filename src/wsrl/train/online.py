@@ -16,11 +16,13 @@ next action. Seed S writes OUT/seedS/, an ordinary single-seed run directory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import sys
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -165,9 +167,29 @@ class OnlineRun:
     h: Harness
 
 
+def _store(buffers: ReplayBuffer, transitions: dict) -> ReplayBuffer:
+    """Every seed's transition into its buffer (a scatter, exact under `jax.vmap`)."""
+    return jax.vmap(ReplayBuffer.insert)(buffers, transitions)
+
+
+def _learn(agents: Agent, buffers: ReplayBuffer, offline: dict | None, offline_ratio: float,
+           sample_limits: jax.Array | None) -> tuple[Agent, dict[str, jax.Array]]:
+    """Every seed samples utd * batch transitions from its buffer (and the offline data) and updates once.
+
+    Sampling (gathers, random bits: exact under `jax.vmap`) is batched over the seeds in place; only the update goes
+    through `over_seeds`."""
+    config = agents.config
+    agents, keys = jax.vmap(lambda agent: agent.split_rng())(agents)
+    batches = jax.vmap(lambda key, buffer, limit: mixed_batch(
+        key, buffer, offline, config.utd, config.batch_size, offline_ratio, limit))(keys, buffers, sample_limits)
+    offline_fraction = batches.pop("offline").mean(axis=1)
+    agents, metrics = over_seeds(lambda agent, batch: agent.update(batch), agents, batches)
+    return agents, {**metrics, "offline_fraction": offline_fraction}
+
+
 @partial(jax.jit, donate_argnums=(1,))
 def _insert_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs: jax.Array):
-    buffers = jax.vmap(ReplayBuffer.insert)(buffers, transitions)
+    buffers = _store(buffers, transitions)
     agents, actions = sample_seeds(agents, obs)
     return agents, buffers, actions
 
@@ -175,19 +197,11 @@ def _insert_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs
 @update_jit(donate_argnums=(1,), static_argnames=("offline_ratio",))
 def _insert_update_and_act(agents: Agent, buffers: ReplayBuffer, transitions: dict, obs: jax.Array,
                            offline: dict | None, offline_ratio: float, sample_limits: jax.Array | None):
-    """The one device call per env step: store, sample utd * batch, high-UTD update, next action (every seed).
-
-    Storing and sampling (scatters, gathers, random bits: exact under `jax.vmap`) are batched over the seeds in
-    place; only the update goes through `over_seeds`."""
-    buffers = jax.vmap(ReplayBuffer.insert)(buffers, transitions)
-    config = agents.config
-    agents, keys = jax.vmap(lambda agent: agent.split_rng())(agents)
-    batches = jax.vmap(lambda key, buffer, limit: mixed_batch(
-        key, buffer, offline, config.utd, config.batch_size, offline_ratio, limit))(keys, buffers, sample_limits)
-    offline_fraction = batches.pop("offline").mean(axis=1)
-    agents, metrics = over_seeds(lambda agent, batch: agent.update(batch), agents, batches)
+    """The one device call per env step: store, sample utd * batch, high-UTD update, next action (every seed)."""
+    buffers = _store(buffers, transitions)
+    agents, metrics = _learn(agents, buffers, offline, offline_ratio, sample_limits)
     agents, actions = sample_seeds(agents, obs)
-    return agents, buffers, actions, {**metrics, "offline_fraction": offline_fraction}
+    return agents, buffers, actions, metrics
 
 
 @partial(jax.jit, donate_argnums=(0,))
@@ -261,6 +275,8 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
     extend).
     """
     config.validate()
+    if config.asynchronous and seeds > 1:
+        raise UserError("--async runs one seed (one env, one learner thread); run more seeds as separate processes")
     out = Path(out)
     members = rundir.seed_dirs(out, config.seed, seeds)
     configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
@@ -370,7 +386,7 @@ def _execute(run: OnlineRun, begin: Any, save_buffer: bool) -> dict[str, Any]:
 
     def body() -> None:
         held["states"], held["learners"] = states, learners = begin()
-        _loop(run, states, learners)
+        (_loop_async if run.config.asynchronous else _loop)(run, states, learners)
         _save(run, states, learners)
         if save_buffer:
             for k, path in enumerate(run.h.outs):
@@ -475,6 +491,124 @@ def _end_episode(run: OnlineRun, k: int, state: LoopState, learners: Learners) -
     rows = run.batches.end_episode(state, capacity=learners.buffers.data["rewards"].shape[1])
     if rows is not None:
         learners.buffers = _set_returns(learners.buffers, k, *rows)
+
+
+_store_only = jax.jit(_store, donate_argnums=(0,))
+_learn_only = update_jit(_learn, static_argnames=("offline_ratio",))
+
+
+class _BackgroundLearner(threading.Thread):
+    """--async: stores the env loop's transitions and updates the learners in a thread of its own, one update per
+    env step (from the first update step on) on average, never making the env loop wait for it.
+
+    The env loop `give`s each transition and counts it towards the updates due; `act` samples the next action from
+    the newest parameters with an rng of its own; `paused` holds the learner between two of its steps, with every
+    given transition stored, for what must see one consistent agent and buffer (a checkpoint, Cal-QL's returns)."""
+
+    def __init__(self, run: OnlineRun, state: LoopState, learners: Learners):
+        super().__init__(name="wsrl-learner", daemon=True)
+        self.batches, self.state, self.learners = run.batches, state, learners
+        self.step_lock = threading.Lock()  # held while the learner's agent or buffer changes
+        self.queue = threading.Condition()  # guards pending, due, closing
+        self.pending: list[dict[str, Any]] = []
+        self.due = self.done = 0
+        self.closing: str | None = None  # "drain": finish what is due first; "now"
+        self.error: BaseException | None = None
+        self.actor_rng = jax.vmap(lambda key: jax.random.fold_in(key, 1))(learners.agents.rng)  # for acting
+
+    def give(self, transition: dict[str, Any], update: bool) -> None:
+        if self.error is not None:
+            raise self.error
+        with self.queue:
+            self.pending.append(transition)
+            self.due += update
+            self.queue.notify()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        actor, actions = _sample(self.learners.agents.replace(rng=self.actor_rng), obs[None])
+        self.actor_rng = actor.rng
+        return np.asarray(actions)[0]
+
+    def realised_utd(self, steps: int) -> float:
+        """Critic updates per env step over `steps` env steps."""
+        return self.done * self.learners.agents.config.utd / max(steps, 1)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        with self.step_lock:
+            self._store_pending()
+            yield
+
+    def _store_pending(self) -> None:
+        with self.queue:
+            pending, self.pending = self.pending, []
+        for transition in pending:
+            stacked = {key: np.asarray(value, np.float32)[None] for key, value in transition.items()}
+            self.learners.buffers = _store_only(self.learners.buffers, stacked)
+
+    def _idle(self) -> bool:
+        return not self.pending and self.done >= self.due
+
+    def run(self) -> None:
+        try:
+            while True:
+                with self.queue:
+                    self.queue.wait_for(lambda: self.closing is not None or not self._idle())
+                    if self.closing == "now" or (self.closing == "drain" and self._idle()):
+                        return
+                with self.step_lock:
+                    self._store_pending()
+                    if self.done < self.due:
+                        limit = self.batches.sample_limit(self.state)
+                        self.learners.agents, self.learners.metrics = _learn_only(
+                            self.learners.agents, self.learners.buffers, self.batches.offline,
+                            offline_ratio=self.batches.offline_ratio,
+                            sample_limits=None if limit is None else np.asarray([limit]))
+                        self.done += 1
+        except BaseException as e:  # raised again in the env loop's thread
+            self.error = e
+
+    def close(self, drain: bool) -> None:
+        """Stop the thread: after the updates due (`drain`), or after its current step."""
+        with self.queue:
+            self.closing = self.closing or ("drain" if drain else "now")
+            self.queue.notify()
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _loop_async(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
+    """--async: act at the env's own pace with the newest policy while `_BackgroundLearner` stores and updates;
+    log (with the realised UTD), evaluate and checkpoint as `_loop` does. At the end the updates still due are
+    made, so a finished run has made as many as a synchronous one."""
+    config, seed, state = run.config, run.seeds[0], states[0]
+    learner = _BackgroundLearner(run, state, learners)
+    learner.start()
+    try:
+        with ProgressBar(config.steps, "online (async)") as progress:
+            while state.env_step < config.steps:
+                transition, episode_ended = _act(seed, state)
+                learner.give(transition, update=state.env_step >= run.first_update_step)
+                state.action = learner.act(state.obs)
+                if episode_ended and state.returns is not None:
+                    with learner.paused():
+                        _end_episode(run, 0, state, learners)
+                step = state.env_step
+                if step % config.log_every == 0:
+                    updating = step >= run.first_update_step
+                    utd = {"utd_realised": learner.realised_utd(step - run.first_update_step + 1)} if updating else {}
+                    _log_training(run, 0, state, learners, {**learners.host_metrics()[0], **utd})
+                if step % config.eval_every == 0 or step == config.steps:
+                    _evaluate(run, 0, state, learners)
+                if run.h.clock.due(step) or run.h.stop.signal:
+                    with learner.paused():
+                        _save(run, states, learners)
+                run.h.stop_if_asked(step, "env step")
+                progress.advance(step, [score for s in states if (score := _score(s.last_eval)) is not None])
+        learner.close(drain=True)
+    finally:
+        learner.close(drain=False)
 
 
 def _row(run: OnlineRun, state: LoopState, grad_step: int, extra: dict[str, Any]) -> dict[str, Any]:
