@@ -187,3 +187,68 @@ def test_a_damaged_summary_is_one_user_error_for_compare_and_the_api(tmp_path, r
         result_row("wsrl", 0, copy)
     with pytest.raises(UserError, match=message):
         assert Run(copy).summary is None  # never reached: reading it raises
+
+
+def _episode_0(edit):
+    def damage(path: Path) -> None:
+        import h5py
+
+        with h5py.File(path, "r+") as f:
+            edit(f["episode_0"])
+    return damage
+
+
+def _replace(name, make):
+    def edit(group) -> None:
+        values = group[name][()]
+        del group[name]
+        group[name] = make(values)
+    return edit
+
+
+DATA_DAMAGES = {
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "corrupt or truncated hdf5"),
+    "random bytes": (lambda p: p.write_bytes(bytes(range(256)) * 40), "corrupt or truncated hdf5"),
+    "a missing array": (_episode_0(lambda g: g.__delitem__("rewards")), "'rewards' doesn't exist"),
+    "too few actions": (_episode_0(_replace("actions", lambda a: a[:-3])), "observations for"),
+    "actions of text": (_episode_0(_replace("actions", lambda a: [b"x"] * len(a))), "cannot be read as numbers"),
+    "another action size": (_episode_0(_replace("actions", lambda a: a.repeat(2, axis=1))),
+                            "episode 1 has observation/action dims 4/1, the first episode 4/2"),
+    "rewards of another length": (_episode_0(_replace("rewards", lambda r: r[:-1])), "rewards / terminations"),
+}
+
+
+@pytest.mark.parametrize("damage", DATA_DAMAGES)
+def test_a_damaged_minari_file_is_one_line_exit_2_for_every_reader(tmp_path, monkeypatch, capsys, damage):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    assert main(["collect", "--env", "InvertedPendulum-v5", "--steps", "300", "--out", "test/ip-v0"]) == 0
+    apply, message = DATA_DAMAGES[damage]
+    apply(tmp_path / "minari" / "test" / "ip-v0" / "data" / "main_data.hdf5")
+    before = snapshot(tmp_path)
+    for command in (["data", "info", "test/ip-v0"],
+                    ["pretrain", "--dataset", "test/ip-v0", "--algo", "iql", "--steps", "10", "--out",
+                     str(tmp_path / "pre"), "--eval-episodes", "1"]):
+        capsys.readouterr()
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("wsrl: error:") and "\n" not in err and message in err, err
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"actions": [[b"x"]] * 5}, "do not fit together"),
+    ({"rewards": [0.0] * 4}, "5 actions but rewards / terminations / truncations of lengths 4 / 5 / 5"),
+])
+def test_a_damaged_d4rl_file_is_one_line_exit_2(tmp_path, capsys, arrays, message):
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "data.hdf5"
+    data = {"observations": np.zeros((5, 3)), "actions": np.zeros((5, 2)), "rewards": np.zeros(5),
+            "terminals": np.eye(5)[-1], **arrays}
+    with h5py.File(path, "w") as f:
+        for key, value in data.items():
+            f[key] = value
+    assert main(["data", "info", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wsrl: error:") and "\n" not in err and message in err, err

@@ -14,7 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from wsrl.data.transitions import Episode, Transitions, from_episodes
+from wsrl.data.transitions import Episode, Transitions, check_layout, from_episodes
 from wsrl.envs import flatten_observation, normalized_score
 from wsrl.errors import UserError
 
@@ -78,6 +78,10 @@ def read_minari(directory: Path) -> RawDataset:
                 successes.append(success)
     except (OSError, KeyError) as e:
         raise UserError(f"{source}: corrupt or truncated hdf5 ({e}); regenerate it with `wsrl collect`") from None
+    except (ValueError, TypeError) as e:  # e.g. an array that is not numbers
+        raise UserError(f"{source}: episode {len(episodes)} cannot be read as numbers ({e}); the file is damaged or "
+                        "not in Minari layout") from None
+    check_layout(episodes, source)
     action_space = metadata.get("action_space")
     if isinstance(action_space, str):  # datasets store actions in the env's units; the agents act in [-1, 1]
         space = json.loads(action_space)
@@ -110,7 +114,13 @@ def read_d4rl(path: Path) -> RawDataset:
     for key in ("observations", "actions", "rewards", "terminals"):
         if key not in data:
             raise UserError(f"{source}: missing dataset '{key}'; not a D4RL-style file")
-    return RawDataset(episodes_from_flat(data), source)
+    try:
+        episodes = episodes_from_flat(data)
+    except (ValueError, TypeError, IndexError) as e:  # arrays that are not numbers, or of lengths that differ
+        raise UserError(f"{source}: its arrays do not fit together ({e}); the file is damaged or not D4RL-style") \
+            from None
+    check_layout(episodes, source)
+    return RawDataset(episodes, source)
 
 
 def episodes_from_flat(data: dict[str, np.ndarray]) -> list[Episode]:

@@ -61,6 +61,28 @@ def return_to_go(rewards: np.ndarray, gamma: float, sparse_failure_reward: float
     return out.astype(np.float32)
 
 
+def check_layout(episodes: list[Episode], source: str) -> None:
+    """Refuse episodes whose arrays do not fit together (read from a damaged or foreign file): observations T+1 x d,
+    actions T x a, rewards, terminations and truncations of length T, the same d and a in every episode."""
+    dims: tuple[int, int] | None = None
+    for i, ep in enumerate(episodes):
+        problem = None
+        if ep.observations.ndim != 2 or ep.actions.ndim != 2:
+            problem = (f"observations of shape {ep.observations.shape} and actions of shape {ep.actions.shape} "
+                       "(need 2-D arrays)")
+        elif len(ep.observations) != len(ep) + 1:
+            problem = f"{len(ep.observations)} observations for {len(ep)} actions (need T+1)"
+        elif any(x.shape != (len(ep),) for x in (ep.rewards, ep.terminations, ep.truncations)):
+            problem = (f"{len(ep)} actions but rewards / terminations / truncations of lengths {len(ep.rewards)} / "
+                       f"{len(ep.terminations)} / {len(ep.truncations)}")
+        elif dims is not None and (ep.observations.shape[1], ep.actions.shape[1]) != dims:
+            problem = (f"observation/action dims {ep.observations.shape[1]}/{ep.actions.shape[1]}, the first episode "
+                       f"{dims[0]}/{dims[1]}")
+        if problem:
+            raise UserError(f"{source}: episode {i} has {problem}; the file is damaged or not in the expected layout")
+        dims = dims or (ep.observations.shape[1], ep.actions.shape[1])
+
+
 def from_episodes(episodes: list[Episode], reward_scale: float = 1.0, reward_bias: float = 0.0, gamma: float = 0.99,
                   sparse_failure_reward: float | None = None, action_limit: float | None = None,
                   source: str = "dataset") -> Transitions:
@@ -72,10 +94,7 @@ def from_episodes(episodes: list[Episode], reward_scale: float = 1.0, reward_bia
     if not episodes:
         raise UserError(f"{source} holds no transitions; collect or choose a non-empty dataset")
     parts: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(Transitions)}
-    for i, ep in enumerate(episodes):
-        if len(ep.observations) != len(ep) + 1:
-            raise UserError(f"{source}: episode {i} has {len(ep.observations)} observations for {len(ep)} actions "
-                            "(need T+1); the file is not in Minari layout")
+    for ep in episodes:
         rewards = (reward_scale * ep.rewards.astype(np.float64) + reward_bias).astype(np.float32)
         dones = np.logical_or(ep.terminations, ep.truncations)
         dones[-1] = True
