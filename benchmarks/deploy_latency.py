@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsrl.api import actor_arrays
+from wsrl import deploy
 from wsrl.deploy import NumpyPolicy
 from wsrl.nets import TanhGaussianPolicy
 
@@ -35,7 +35,7 @@ def measure(obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> tuple[float,
     """Seconds per action of the numpy policy and of the jitted JAX actor with the same (random) weights."""
     module = TanhGaussianPolicy(act_dim, hidden)
     params = module.init(jax.random.PRNGKey(0), jnp.zeros((1, obs_dim)))["params"]
-    policy = NumpyPolicy(actor_arrays(params, -np.ones(act_dim), np.ones(act_dim), squash=True))
+    policy = NumpyPolicy(deploy.actor_arrays(params, -np.ones(act_dim), np.ones(act_dim), squash=True))
     act = jax.jit(lambda o: jnp.tanh(module.apply({"params": params}, o[None])[0][0]))
     obs = np.random.default_rng(0).normal(size=obs_dim).astype(np.float32)
     np.testing.assert_allclose(policy(obs), np.clip(np.asarray(act(obs)), -0.99999, 0.99999), atol=1e-5)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from wsrl import deploy
 from wsrl.config import OfflineConfig, OnlineConfig, flag_name
 from wsrl.deploy import EVAL_ACTION_LIMIT
 from wsrl.errors import UserError
@@ -140,7 +141,7 @@ def export(run_dir_or_checkpoint: str | os.PathLike, out: str | os.PathLike) -> 
 
     policy = load_policy(run_dir_or_checkpoint)
     squash = LEARNERS[policy.meta["algo"]].squashed_policy
-    arrays = actor_arrays(policy._agent.actor.params, policy.low, policy.high, squash=squash)
+    arrays = deploy.actor_arrays(policy._agent.actor.params, policy.low, policy.high, squash=squash)
     target = Path(out)
     if target.is_dir():
         raise UserError(f"--out {target} is a directory; give a file name such as policy.npz")
@@ -149,37 +150,6 @@ def export(run_dir_or_checkpoint: str | os.PathLike, out: str | os.PathLike) -> 
     np.savez(tmp, **arrays)
     os.replace(tmp, target)
     return target
-
-
-def actor_arrays(actor_params: Any, low: np.ndarray, high: np.ndarray, squash: bool) -> dict[str, np.ndarray]:
-    """The arrays of a `wsrl.deploy` file: an actor's weights (a `TanhGaussianPolicy`/`GaussianPolicy` parameter
-    tree), whether its mean is tanh-squashed, and the env's action bounds."""
-    from wsrl import deploy
-
-    params = _plain(actor_params)
-    mlp = params["MLP_0"]
-    arrays: dict[str, np.ndarray] = {"format": np.array(deploy.FORMAT), "action_low": np.asarray(low),
-                                     "action_high": np.asarray(high), "squash": np.array(squash)}
-    for i in range(sum(k.startswith("Dense_") for k in mlp)):
-        dense = mlp[f"Dense_{i}"]
-        arrays[f"hidden_kernel_{i}"], arrays[f"hidden_bias_{i}"] = dense["kernel"], dense["bias"]
-        if f"LayerNorm_{i}" in mlp:
-            arrays[f"hidden_ln_scale_{i}"] = mlp[f"LayerNorm_{i}"]["scale"]
-            arrays[f"hidden_ln_bias_{i}"] = mlp[f"LayerNorm_{i}"]["bias"]
-    arrays["mean_kernel"], arrays["mean_bias"] = params["Dense_0"]["kernel"], params["Dense_0"]["bias"]
-    if "Dense_1" in params:
-        arrays["log_std_kernel"], arrays["log_std_bias"] = params["Dense_1"]["kernel"], params["Dense_1"]["bias"]
-    else:
-        arrays["log_std"] = params["log_std"]
-    return arrays
-
-
-def _plain(tree: Any) -> Any:
-    """A parameter tree as nested dicts of numpy arrays."""
-    return {k: _plain(v) for k, v in tree.items()} if hasattr(tree, "items") else np.asarray(tree)
-
-
-# --- building configs ------------------------------------------------------------------------------------------
 
 
 def with_overrides(config: Any, overrides: Mapping[str, Any], command: str, method_name: str) -> Any:

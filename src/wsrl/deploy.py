@@ -17,6 +17,7 @@ for each hidden layer I (Dense -> LayerNorm -> ReLU), `mean_kernel` / `mean_bias
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -93,3 +94,29 @@ class NumpyPolicy:
             noise = (rng or np.random.default_rng()).standard_normal(mean.shape)
         raw = mean + std * noise
         return self.to_env(np.tanh(raw) if self.squash else np.clip(raw, -1.0, 1.0))
+
+
+def actor_arrays(actor_params: Any, low: np.ndarray, high: np.ndarray, squash: bool) -> dict[str, np.ndarray]:
+    """The arrays of a policy file: an actor's weights (the parameter tree of wsrl's `TanhGaussianPolicy` or
+    `GaussianPolicy`, any arrays numpy can read), whether its mean is tanh-squashed, and the env's action bounds."""
+    params = _plain(actor_params)
+    mlp = params["MLP_0"]
+    arrays: dict[str, np.ndarray] = {"format": np.array(FORMAT), "action_low": np.asarray(low),
+                                     "action_high": np.asarray(high), "squash": np.array(squash)}
+    for i in range(sum(k.startswith("Dense_") for k in mlp)):
+        dense = mlp[f"Dense_{i}"]
+        arrays[f"hidden_kernel_{i}"], arrays[f"hidden_bias_{i}"] = dense["kernel"], dense["bias"]
+        if f"LayerNorm_{i}" in mlp:
+            arrays[f"hidden_ln_scale_{i}"] = mlp[f"LayerNorm_{i}"]["scale"]
+            arrays[f"hidden_ln_bias_{i}"] = mlp[f"LayerNorm_{i}"]["bias"]
+    arrays["mean_kernel"], arrays["mean_bias"] = params["Dense_0"]["kernel"], params["Dense_0"]["bias"]
+    if "Dense_1" in params:
+        arrays["log_std_kernel"], arrays["log_std_bias"] = params["Dense_1"]["kernel"], params["Dense_1"]["bias"]
+    else:
+        arrays["log_std"] = params["log_std"]
+    return arrays
+
+
+def _plain(tree: Any) -> Any:
+    """A parameter tree as nested dicts of numpy arrays."""
+    return {k: _plain(v) for k, v in tree.items()} if hasattr(tree, "items") else np.asarray(tree)

@@ -38,6 +38,7 @@ from wsrl.agents.common import Agent, over_seeds, sample_seeds, stack, take, upd
 from wsrl.agents.sac import SACAgent
 from wsrl.config import NETWORK_FIELDS, OnlineConfig
 from wsrl.data.buffer import ReplayBuffer, mixed_batch
+from wsrl.deploy import NumpyPolicy, actor_arrays
 from wsrl.envs import make_env, space_dims, success_flag
 from wsrl.errors import UserError
 from wsrl.evaluation import evaluate
@@ -439,7 +440,7 @@ def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
             step = states[0].env_step
             if step % config.log_every == 0:
                 for k, metrics in enumerate(learners.host_metrics()):
-                    _log_training(run, k, states[k], learners, metrics)
+                    _log_training(run, k, states[k], learners.grad_step(k), metrics)
             if step % config.eval_every == 0 or step == config.steps:
                 for k, state in enumerate(states):
                     _evaluate(run, k, state, learners)
@@ -498,12 +499,14 @@ _learn_only = update_jit(_learn, static_argnames=("offline_ratio",))
 
 
 class _BackgroundLearner(threading.Thread):
-    """--async: stores the env loop's transitions and updates the learners in a thread of its own, one update per
-    env step (from the first update step on) on average, never making the env loop wait for it.
+    """--async: stores the env loop's transitions and updates the learner in a thread of its own, one update per env
+    step (from the first update step on) on average, never making the env loop wait for it.
 
-    The env loop `give`s each transition and counts it towards the updates due; `act` samples the next action from
-    the newest parameters with an rng of its own; `paused` holds the learner between two of its steps, with every
-    given transition stored, for what must see one consistent agent and buffer (a checkpoint, Cal-QL's returns)."""
+    The env loop `give`s each transition and counts it towards the updates due, and acts with `policy`: the newest
+    actor as a numpy `NumpyPolicy` (published after every update), so acting never queues behind an update on the
+    device. `metrics` and `grad_step` are the last update's, on the host. `paused` holds the learner between two of
+    its steps, with every given transition stored, for what must see one consistent agent and buffer (a checkpoint,
+    an evaluation, Cal-QL's returns)."""
 
     def __init__(self, run: OnlineRun, state: LoopState, learners: Learners):
         super().__init__(name="wsrl-learner", daemon=True)
@@ -514,7 +517,12 @@ class _BackgroundLearner(threading.Thread):
         self.due = self.done = 0
         self.closing: str | None = None  # "drain": finish what is due first; "now"
         self.error: BaseException | None = None
-        self.actor_rng = jax.vmap(lambda key: jax.random.fold_in(key, 1))(learners.agents.rng)  # for acting
+        self.grad_step, self.metrics = learners.grad_step(0), {}
+        self._publish()
+
+    def _publish(self) -> None:
+        unit = np.ones(self.learners.agents.action_dim)
+        self.policy = NumpyPolicy(actor_arrays(self.learners.agent(0).actor.params, -unit, unit, squash=True))
 
     def give(self, transition: dict[str, Any], update: bool) -> None:
         if self.error is not None:
@@ -523,11 +531,6 @@ class _BackgroundLearner(threading.Thread):
             self.pending.append(transition)
             self.due += update
             self.queue.notify()
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        actor, actions = _sample(self.learners.agents.replace(rng=self.actor_rng), obs[None])
-        self.actor_rng = actor.rng
-        return np.asarray(actions)[0]
 
     def realised_utd(self, steps: int) -> float:
         """Critic updates per env step over `steps` env steps."""
@@ -565,6 +568,8 @@ class _BackgroundLearner(threading.Thread):
                             offline_ratio=self.batches.offline_ratio,
                             sample_limits=None if limit is None else np.asarray([limit]))
                         self.done += 1
+                        self.metrics, self.grad_step = self.learners.host_metrics()[0], self.learners.grad_step(0)
+                        self._publish()
         except BaseException as e:  # raised again in the env loop's thread
             self.error = e
 
@@ -584,13 +589,14 @@ def _loop_async(run: OnlineRun, states: list[LoopState], learners: Learners) -> 
     made, so a finished run has made as many as a synchronous one."""
     config, seed, state = run.config, run.seeds[0], states[0]
     learner = _BackgroundLearner(run, state, learners)
+    rng = np.random.default_rng([config.seed, state.env_step])  # the acting samples' own
     learner.start()
     try:
         with ProgressBar(config.steps, "online (async)") as progress:
             while state.env_step < config.steps:
                 transition, episode_ended = _act(seed, state)
                 learner.give(transition, update=state.env_step >= run.first_update_step)
-                state.action = learner.act(state.obs)
+                state.action = learner.policy.sample(state.obs, rng)
                 if episode_ended and state.returns is not None:
                     with learner.paused():
                         _end_episode(run, 0, state, learners)
@@ -598,9 +604,13 @@ def _loop_async(run: OnlineRun, states: list[LoopState], learners: Learners) -> 
                 if step % config.log_every == 0:
                     updating = step >= run.first_update_step
                     utd = {"utd_realised": learner.realised_utd(step - run.first_update_step + 1)} if updating else {}
-                    _log_training(run, 0, state, learners, {**learners.host_metrics()[0], **utd})
+                    _log_training(run, 0, state, learner.grad_step, {**learner.metrics, **utd})
                 if step % config.eval_every == 0 or step == config.steps:
-                    _evaluate(run, 0, state, learners)
+                    if run.eval_env is None:
+                        _score_training(run, 0, state, learner.grad_step)
+                    else:
+                        with learner.paused():
+                            _evaluate(run, 0, state, learners)
                 if run.h.clock.due(step) or run.h.stop.signal:
                     with learner.paused():
                         _save(run, states, learners)
@@ -618,8 +628,8 @@ def _row(run: OnlineRun, state: LoopState, grad_step: int, extra: dict[str, Any]
             "wall_time": elapsed, "env_steps_per_s": state.env_step / max(elapsed, 1e-9), **extra}
 
 
-def _log_training(run: OnlineRun, k: int, state: LoopState, learners: Learners, metrics: dict[str, float]) -> None:
-    row = _row(run, state, learners.grad_step(k), {"episode_return": state.episode.last_return, **metrics})
+def _log_training(run: OnlineRun, k: int, state: LoopState, grad_step: int, metrics: dict[str, float]) -> None:
+    row = _row(run, state, grad_step, {"episode_return": state.episode.last_return, **metrics})
     run.h.loggers[k].log(row)
     check_metrics(state.env_step, metrics, run.h.whose(k))
 
@@ -629,11 +639,7 @@ def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> N
     episodes since the last one (nothing when none ended)."""
     seed = run.seeds[k]
     if run.eval_env is None:
-        scores = state.episode.score()
-        if scores:
-            state.last_eval = scores
-            run.h.loggers[k].log(_row(run, state, learners.grad_step(k), scores))
-            state.best_eval = max(state.best_eval, scores["train_return"])
+        _score_training(run, k, state, learners.grad_step(k))
         return
     state.episode.window.clear()  # scored only in runs without evaluation rollouts
     state.last_eval = evaluate(learners.agent(k), run.eval_env, seed.config.eval_episodes,
@@ -644,6 +650,16 @@ def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> N
     for source in seed.actions:
         source.after_eval(state, state.last_eval["eval_return"])
     state.best_eval = max(state.best_eval, state.last_eval["eval_return"])
+
+
+def _score_training(run: OnlineRun, k: int, state: LoopState, grad_step: int) -> None:
+    """In a run without evaluation rollouts: the score of seed k's training episodes since the last one (nothing
+    when none ended)."""
+    scores = state.episode.score()
+    if scores:
+        state.last_eval = scores
+        run.h.loggers[k].log(_row(run, state, grad_step, scores))
+        state.best_eval = max(state.best_eval, scores["train_return"])
 
 
 def _score(last_eval: dict[str, float]) -> float | None:
