@@ -4,7 +4,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import matplotlib.pyplot as plt
 import minari
@@ -66,8 +65,9 @@ def test_same_seed_gives_the_same_dataset(minari_root):
 def test_a_killed_collection_leaves_no_dataset(minari_root):
     env = {**os.environ, "MINARI_DATASETS_PATH": str(minari_root)}
     proc = subprocess.Popen([sys.executable, "-m", "wsrl", "collect", "--env", "Hopper-v5", "--steps", "50000000",
-                             "--out", "test/killed-v0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(6)
+                             "--out", "test/killed-v0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    assert proc.stdout.readline().startswith("collect random |")  # the progress line of its first step
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (minari_root / "test" / "killed-v0").exists()
