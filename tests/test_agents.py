@@ -14,7 +14,7 @@ from wsrl.agents.common import stack, take, update_jit, update_seeds
 from wsrl.agents.cql import CQLAgent
 from wsrl.agents.iql import IQLAgent
 from wsrl.agents.sac import SACAgent
-from wsrl.config import CQLConfig, IQLConfig
+from wsrl.config import ALGO_CONFIGS, CQLConfig, IQLConfig
 
 TINY_CQL = CQLConfig(**{f.name: getattr(TINY, f.name) for f in dataclasses.fields(TINY) if f.name != "utd"},
                      cql_n_actions=3)
@@ -31,6 +31,7 @@ def test_every_registered_learner_has_a_conformance_entry():
 
     assert sorted(LEARNERS) == sorted(agents.LEARNERS)
     assert all(agents.LEARNERS[algo].agent is cls for algo, (cls, _) in LEARNERS.items())
+    assert all(ALGO_CONFIGS[algo] is learner.agent.config_class for algo, learner in agents.LEARNERS.items())
 
 
 update = update_jit(lambda agent, batch: agent.update(batch))  # compiled as wsrl compiles its updates

@@ -387,7 +387,7 @@ def _execute(run: OnlineRun, begin: Any, save_buffer: bool) -> dict[str, Any]:
 
     def body() -> None:
         held["states"], held["learners"] = states, learners = begin()
-        (_loop_async if run.config.asynchronous else _loop)(run, states, learners)
+        _loop(run, states, learners)
         _save(run, states, learners)
         if save_buffer:
             for k, path in enumerate(run.h.outs):
@@ -419,7 +419,7 @@ def _start(run: OnlineRun, agents: Agent) -> tuple[list[LoopState], Learners]:
         horizon = (config.jsrl.jsrl_initial_horizon or _episode_limit(seed.env)) if config.jsrl else 0
         states.append(LoopState(obs, np.zeros(action_dim, np.float32), np.random.default_rng(seed.config.seed),
                                 learners.grad_step(k), returns=run.batches.new_returns(), guide_horizon=horizon))
-        _evaluate(run, k, states[k], learners)
+        _evaluate(run, k, states[k], learners, learners.grad_step(k))
     learners.agents, actions = _sample(learners.agents, np.stack([state.obs for state in states]))
     for state, action in zip(states, np.asarray(actions), strict=True):
         state.action = action
@@ -428,24 +428,28 @@ def _start(run: OnlineRun, agents: Agent) -> tuple[list[LoopState], Learners]:
 
 def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
     """Act, store, (after warmup) update, log, evaluate, checkpoint: once per env step, every seed in lockstep
-    (docs/method.md §2.4)."""
+    (docs/method.md §2.4). Storing and updating is the driver's: one device call per env step (`_Lockstep`), or with
+    --async a background thread the env loop never waits for (`_BackgroundLearner`)."""
     config = run.config
-    with ProgressBar(config.steps, "online") as progress:
+    driver = (_BackgroundLearner if config.asynchronous else _Lockstep)(run, states, learners)
+    with driver, ProgressBar(config.steps, driver.label) as progress:
         while states[0].env_step < config.steps:
             acted = [_act(seed, state) for seed, state in zip(run.seeds, states, strict=True)]
-            _store_and_update(run, states, learners, [transition for transition, _ in acted])
+            driver.step(states, [transition for transition, _ in acted])
             for k, (_, episode_ended) in enumerate(acted):
-                if episode_ended:
-                    _end_episode(run, k, states[k], learners)
+                if episode_ended and states[k].returns is not None:  # Cal-QL's returns-to-go into the buffer
+                    with driver.paused():
+                        _end_episode(run, k, states[k], learners)
             step = states[0].env_step
             if step % config.log_every == 0:
-                for k, metrics in enumerate(learners.host_metrics()):
-                    _log_training(run, k, states[k], learners.grad_step(k), metrics)
+                for k, metrics in enumerate(driver.metrics(step)):
+                    _log_training(run, k, states[k], driver.grad_step(k), metrics)
             if step % config.eval_every == 0 or step == config.steps:
                 for k, state in enumerate(states):
-                    _evaluate(run, k, state, learners)
+                    _evaluate(run, k, state, learners, driver.grad_step(k))
             if run.h.clock.due(step) or run.h.stop.signal:
-                _save(run, states, learners)
+                with driver.paused():
+                    _save(run, states, learners)
             run.h.stop_if_asked(step, "env step")
             progress.advance(step, [score for s in states if (score := _score(s.last_eval)) is not None])
 
@@ -498,43 +502,89 @@ _store_only = jax.jit(_store, donate_argnums=(0,))
 _learn_only = update_jit(_learn, static_argnames=("offline_ratio",))
 
 
+class _Lockstep:
+    """The default driver of `_loop`: one device call per env step stores every seed's transition, makes its
+    high-UTD update (from the first update step on) and samples its next action."""
+
+    label = "online"
+
+    def __init__(self, run: OnlineRun, states: list[LoopState], learners: Learners):
+        self.run, self.learners = run, learners
+
+    def __enter__(self) -> _Lockstep:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def step(self, states: list[LoopState], transitions: list[dict[str, Any]]) -> None:
+        _store_and_update(self.run, states, self.learners, transitions)
+
+    def paused(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def grad_step(self, k: int) -> int:
+        return self.learners.grad_step(k)
+
+    def metrics(self, step: int) -> list[dict[str, float]]:
+        return self.learners.host_metrics()
+
+
 class _BackgroundLearner(threading.Thread):
-    """--async: stores the env loop's transitions and updates the learner in a thread of its own, one update per env
-    step (from the first update step on) on average, never making the env loop wait for it.
+    """The --async driver of `_loop` (one seed): stores the env loop's transitions and updates the learner in a
+    thread of its own, one update per env step (from the first update step on) on average, never making the env loop
+    wait for it; the updates still due when the loop ends are made before the thread stops.
 
-    The env loop `give`s each transition and counts it towards the updates due, and acts with `policy`: the newest
-    actor as a numpy `NumpyPolicy` (published after every update), so acting never queues behind an update on the
-    device. `metrics` and `grad_step` are the last update's, on the host. `paused` holds the learner between two of
-    its steps, with every given transition stored, for what must see one consistent agent and buffer (a checkpoint,
-    an evaluation, Cal-QL's returns)."""
+    The env loop acts with `policy`: the newest actor as a numpy `NumpyPolicy`, published after every update, so
+    acting never queues behind an update on the device; the last update's metrics and gradient step are published
+    on the host too. `paused` holds the learner between two of its steps, with every given transition stored, for
+    what must see one consistent agent and buffer (a checkpoint, Cal-QL's returns)."""
 
-    def __init__(self, run: OnlineRun, state: LoopState, learners: Learners):
+    label = "online (async)"
+
+    def __init__(self, run: OnlineRun, states: list[LoopState], learners: Learners):
         super().__init__(name="wsrl-learner", daemon=True)
-        self.batches, self.state, self.learners = run.batches, state, learners
+        self.run_, self.state, self.learners = run, states[0], learners
+        self.rng = np.random.default_rng([run.config.seed, self.state.env_step])  # the acting samples' own
         self.step_lock = threading.Lock()  # held while the learner's agent or buffer changes
         self.queue = threading.Condition()  # guards pending, due, closing
         self.pending: list[dict[str, Any]] = []
         self.due = self.done = 0
         self.closing: str | None = None  # "drain": finish what is due first; "now"
         self.error: BaseException | None = None
-        self.grad_step, self.metrics = learners.grad_step(0), {}
+        self._grad_step, self._metrics = learners.grad_step(0), {}
         self._publish()
+
+    def __enter__(self) -> _BackgroundLearner:
+        self.start()
+        return self
+
+    def __exit__(self, error_type: Any, *exc: Any) -> None:
+        self.close(drain=error_type is None)
 
     def _publish(self) -> None:
         unit = np.ones(self.learners.agents.action_dim)
         self.policy = NumpyPolicy(actor_arrays(self.learners.agent(0).actor.params, -unit, unit, squash=True))
 
-    def give(self, transition: dict[str, Any], update: bool) -> None:
+    def step(self, states: list[LoopState], transitions: list[dict[str, Any]]) -> None:
+        """Hand the transition over (counting one update due from the first update step on) and sample the next
+        action from the newest policy."""
         if self.error is not None:
             raise self.error
         with self.queue:
-            self.pending.append(transition)
-            self.due += update
+            self.pending.append(transitions[0])
+            self.due += self.state.env_step >= self.run_.first_update_step
             self.queue.notify()
+        self.state.action = self.policy.sample(self.state.obs, self.rng)
 
-    def realised_utd(self, steps: int) -> float:
-        """Critic updates per env step over `steps` env steps."""
-        return self.done * self.learners.agents.config.utd / max(steps, 1)
+    def grad_step(self, k: int) -> int:
+        return self._grad_step
+
+    def metrics(self, step: int) -> list[dict[str, float]]:
+        """The last update's metrics and, from the first update step on, the critic updates per env step so far."""
+        steps = step - self.run_.first_update_step + 1
+        utd = {"utd_realised": self.done * self.learners.agents.config.utd / steps} if steps > 0 else {}
+        return [{**self._metrics, **utd}]
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -553,6 +603,7 @@ class _BackgroundLearner(threading.Thread):
         return not self.pending and self.done >= self.due
 
     def run(self) -> None:
+        batches = self.run_.batches
         try:
             while True:
                 with self.queue:
@@ -562,13 +613,13 @@ class _BackgroundLearner(threading.Thread):
                 with self.step_lock:
                     self._store_pending()
                     if self.done < self.due:
-                        limit = self.batches.sample_limit(self.state)
+                        limit = batches.sample_limit(self.state)
                         self.learners.agents, self.learners.metrics = _learn_only(
-                            self.learners.agents, self.learners.buffers, self.batches.offline,
-                            offline_ratio=self.batches.offline_ratio,
+                            self.learners.agents, self.learners.buffers, batches.offline,
+                            offline_ratio=batches.offline_ratio,
                             sample_limits=None if limit is None else np.asarray([limit]))
                         self.done += 1
-                        self.metrics, self.grad_step = self.learners.host_metrics()[0], self.learners.grad_step(0)
+                        self._metrics, self._grad_step = self.learners.host_metrics()[0], self.learners.grad_step(0)
                         self._publish()
         except BaseException as e:  # raised again in the env loop's thread
             self.error = e
@@ -581,44 +632,6 @@ class _BackgroundLearner(threading.Thread):
         self.join()
         if self.error is not None:
             raise self.error
-
-
-def _loop_async(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
-    """--async: act at the env's own pace with the newest policy while `_BackgroundLearner` stores and updates;
-    log (with the realised UTD), evaluate and checkpoint as `_loop` does. At the end the updates still due are
-    made, so a finished run has made as many as a synchronous one."""
-    config, seed, state = run.config, run.seeds[0], states[0]
-    learner = _BackgroundLearner(run, state, learners)
-    rng = np.random.default_rng([config.seed, state.env_step])  # the acting samples' own
-    learner.start()
-    try:
-        with ProgressBar(config.steps, "online (async)") as progress:
-            while state.env_step < config.steps:
-                transition, episode_ended = _act(seed, state)
-                learner.give(transition, update=state.env_step >= run.first_update_step)
-                state.action = learner.policy.sample(state.obs, rng)
-                if episode_ended and state.returns is not None:
-                    with learner.paused():
-                        _end_episode(run, 0, state, learners)
-                step = state.env_step
-                if step % config.log_every == 0:
-                    updating = step >= run.first_update_step
-                    utd = {"utd_realised": learner.realised_utd(step - run.first_update_step + 1)} if updating else {}
-                    _log_training(run, 0, state, learner.grad_step, {**learner.metrics, **utd})
-                if step % config.eval_every == 0 or step == config.steps:
-                    if run.eval_env is None:
-                        _score_training(run, 0, state, learner.grad_step)
-                    else:
-                        with learner.paused():
-                            _evaluate(run, 0, state, learners)
-                if run.h.clock.due(step) or run.h.stop.signal:
-                    with learner.paused():
-                        _save(run, states, learners)
-                run.h.stop_if_asked(step, "env step")
-                progress.advance(step, [score for s in states if (score := _score(s.last_eval)) is not None])
-        learner.close(drain=True)
-    finally:
-        learner.close(drain=False)
 
 
 def _row(run: OnlineRun, state: LoopState, grad_step: int, extra: dict[str, Any]) -> dict[str, Any]:
@@ -634,32 +647,26 @@ def _log_training(run: OnlineRun, k: int, state: LoopState, grad_step: int, metr
     check_metrics(state.env_step, metrics, run.h.whose(k))
 
 
-def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> None:
+def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners, grad_step: int) -> None:
     """An evaluation of seed k's policy, or, in a run without evaluation rollouts, the score of its training
     episodes since the last one (nothing when none ended)."""
     seed = run.seeds[k]
     if run.eval_env is None:
-        _score_training(run, k, state, learners.grad_step(k))
+        scores = state.episode.score()
+        if scores:
+            state.last_eval = scores
+            run.h.loggers[k].log(_row(run, state, grad_step, scores))
+            state.best_eval = max(state.best_eval, scores["train_return"])
         return
     state.episode.window.clear()  # scored only in runs without evaluation rollouts
     state.last_eval = evaluate(learners.agent(k), run.eval_env, seed.config.eval_episodes,
                                rundir.eval_seed(seed.config.seed), seed.config.env, guide=seed.guide,
                                guide_steps=state.guide_horizon)
     jsrl = {"jsrl_horizon": state.guide_horizon} if seed.guide is not None else {}
-    run.h.loggers[k].log(_row(run, state, learners.grad_step(k), {**state.last_eval, **jsrl}))
+    run.h.loggers[k].log(_row(run, state, grad_step, {**state.last_eval, **jsrl}))
     for source in seed.actions:
         source.after_eval(state, state.last_eval["eval_return"])
     state.best_eval = max(state.best_eval, state.last_eval["eval_return"])
-
-
-def _score_training(run: OnlineRun, k: int, state: LoopState, grad_step: int) -> None:
-    """In a run without evaluation rollouts: the score of seed k's training episodes since the last one (nothing
-    when none ended)."""
-    scores = state.episode.score()
-    if scores:
-        state.last_eval = scores
-        run.h.loggers[k].log(_row(run, state, grad_step, scores))
-        state.best_eval = max(state.best_eval, scores["train_return"])
 
 
 def _score(last_eval: dict[str, float]) -> float | None:
