@@ -55,6 +55,34 @@ def test_updates_start_after_warmup_and_one_full_batch(tmp_path):
     assert summary["grad_steps"] == TINY.utd * (20 - 10)
 
 
+def test_patience_keeps_the_first_best_score_and_waits_for_an_evaluation_step():
+    from wsrl.train.online import LoopState, _plateaued
+
+    config, state = tiny_online(eval_every=100, patience=200), LoopState(np.zeros(1), np.zeros(1), None, 0)
+    history = []
+    for step, score in [(100, 1.0), (200, 5.0), (300, 4.0), (400, 5.0), (450, None), (500, 6.0), (700, 6.0)]:
+        state.env_step = step
+        if score is not None:
+            state.scored(score)
+        history.append(_plateaued(config, [state]))
+    # 400: the best (5.0, tied at 400) is from 200; 450 is no evaluation step; 500 improves; 700 is 200 on.
+    assert history == [False, False, False, True, False, False, True]
+    assert not _plateaued(dataclasses.replace(config, patience=0), [state])
+
+
+def test_a_run_ends_once_its_best_evaluation_is_patience_steps_old_and_resuming_it_ends_there_again(tmp_path):
+    from wsrl.train.resume import resume
+
+    # No update before step 41: evaluations at 0, 10, 20 score the same policy alike, so the best stays at step 0.
+    config = tiny_online(steps=60, warmup_steps=40, eval_every=10, patience=20, checkpoint_every=10)
+    summary = run_online(config, tmp_path / "run")
+    assert summary["env_steps"] == 20 and summary["grad_steps"] == 0
+    assert summary["stopped_at_plateau"]["best_eval_step"] == 0
+    assert [r["env_step"] for r in rows(tmp_path / "run") if r["eval_return"]] == ["0", "10", "20"]
+    assert resume(tmp_path / "run", steps=100)["env_steps"] == 20  # still plateaued: nothing more to do
+    assert len([r for r in rows(tmp_path / "run") if r["eval_return"]]) == 3
+
+
 @pytest.mark.slow
 def test_same_seed_same_run(tmp_path):
     config = tiny_online(steps=30, warmup_steps=10)

@@ -285,6 +285,9 @@ class OnlineConfig:
     """Warmup actions: stochastic samples of the (pre-trained) policy, or uniform random (ablation)."""
     eval_every: int = 20_000
     """Evaluate every this many env steps (also before the first update and at the end)."""
+    patience: int = 0
+    """End the run early once its best evaluation score is this many env steps older than its newest evaluation
+    (every seed's, for several seeds; ties keep the first); 0: run the whole budget. A resumed run keeps the rule."""
     eval_episodes: int = 20
     """Episodes per evaluation (deterministic policy, unscaled rewards, in a second env instance). 0: one env and
     no evaluation rollouts (a robot); every --eval-every steps the training episodes ended since the last such point
@@ -334,7 +337,7 @@ class OnlineConfig:
         _require_at_least(self, 1, "steps", "eval_every", "log_every", "buffer_capacity")
         _check_wandb(self)
         _require_at_least(self, 0, "warmup_steps", "checkpoint_every", "checkpoint_minutes", "keep_checkpoints",
-                          "eval_episodes")
+                          "eval_episodes", "patience")
         if self.jsrl is not None and self.eval_episodes == 0:
             raise UserError("JSRL shrinks its guide's horizon as evaluations improve: give --eval-episodes >= 1")
         if self.retention is not None:

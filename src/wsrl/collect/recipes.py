@@ -148,39 +148,23 @@ def _evaluations(run_dir: Path) -> list[tuple[int, float]]:
                 and (run_dir / "checkpoints" / f"step_{r['env_step']}").is_dir()]
 
 
-def _plateaued(evals: list[tuple[int, float]], patience: int) -> bool:
-    """Whether the best evaluation is at least `patience` env steps older than the newest one (0: never)."""
-    if patience <= 0:
-        return False
-    best_step = max(evals, key=lambda e: (e[1], -e[0]))[0]
-    return evals[-1][0] - best_step >= patience
-
-
 def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart: bool) -> None:
-    """SAC for the ladder: up to `config.steps` env steps, stopped early once its best evaluation is
-    `ladder_patience` steps old (SAC's return can collapse late on long runs), with a snapshot at every evaluation.
-
-    It runs in segments of `ladder_patience` steps (`wsrl resume` with a larger budget; resuming is exact, so the
-    segments equal one uninterrupted run) and checks for the plateau between them; a killed run continues from its
-    newest checkpoint."""
-    every = config.ladder_eval_every
-    segment = math.ceil(config.ladder_patience / every) * every if config.ladder_patience else config.steps
-    if restart or not resumable(run_dir):
-        sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1, entropy_backup=True,
-                        actor_lr=3e-4, temperature_lr=3e-4)  # SAC's 3e-4 throughout (Haarnoja et al. 2018, Table 1)
-        # 5000 uniform-random steps first (as RLPD), fewer for short runs.
-        online = OnlineConfig(env=config.env, steps=min(segment, config.steps), seed=config.seed,
-                              warmup_steps=min(5000, config.steps // 5), warmup_policy="random", eval_every=every,
-                              eval_episodes=5, checkpoint_every=every, keep_checkpoints=0, agent=sac)
-        run_online(online, run_dir, overwrite=True, command=command, require_update=False)  # extended by resume
-    while True:
-        budget = rundir.read_config(run_dir)["steps"]
-        if not rundir.is_finished(run_dir):  # stopped inside a segment
+    """SAC for the ladder: up to `config.steps` env steps, ended early once its best evaluation is `ladder_patience`
+    steps old (SAC's return can collapse late on long runs; the online loop's --patience), with a snapshot at every
+    evaluation; a killed run continues from its newest checkpoint."""
+    if not restart and resumable(run_dir):
+        if not rundir.is_finished(run_dir):
             resume(run_dir, command=command)
-        elif budget >= config.steps or _plateaued(_evaluations(run_dir), config.ladder_patience):
-            return
-        else:
-            resume(run_dir, steps=min(budget + segment, config.steps), command=command)
+        return
+    every = config.ladder_eval_every
+    sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1, entropy_backup=True,
+                    actor_lr=3e-4, temperature_lr=3e-4)  # SAC's 3e-4 throughout (Haarnoja et al. 2018, Table 1)
+    # 5000 uniform-random steps first (as RLPD), fewer for short runs.
+    online = OnlineConfig(env=config.env, steps=config.steps, seed=config.seed,
+                          warmup_steps=min(5000, config.steps // 5), warmup_policy="random", eval_every=every,
+                          patience=config.ladder_patience, eval_episodes=5, checkpoint_every=every,
+                          keep_checkpoints=0, agent=sac)
+    run_online(online, run_dir, overwrite=True, command=command)
 
 
 LADDER_CANDIDATES, SCORE_EPISODES = 5, 10

@@ -23,7 +23,7 @@ from wsrl.runlog import RunLogger, tracking
 from wsrl.train.lifecycle import CheckpointClock, StopRequest, check_parameters, stop_signals
 
 LOOP_FILE = "loop.json"
-LOOP_FORMAT = 1  # version of what loop.json holds; `wsrl resume` refuses another
+LOOP_FORMAT = 2  # version of what loop.json holds; `wsrl resume` refuses another
 Fields = dict[str, type | tuple[type, ...]]
 
 

@@ -115,7 +115,13 @@ class LoopState:
     returns: EpisodeReturns | None = None  # Monte-Carlo returns of online episodes (Cal-QL online)
     guide_horizon: int = 0  # JSRL: guide steps at the start of each episode
     best_eval: float = -np.inf
+    best_eval_step: int = 0  # the env step of best_eval (the first, for ties)
     last_eval: dict[str, float] = field(default_factory=dict)
+
+    def scored(self, score: float) -> None:
+        """Record an evaluation's score (at the current env step) against the best so far."""
+        if score > self.best_eval:
+            self.best_eval, self.best_eval_step = score, self.env_step
 
 
 @dataclass
@@ -433,7 +439,7 @@ def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
     config = run.config
     driver = (_BackgroundLearner if config.asynchronous else _Lockstep)(run, states, learners)
     with driver, ProgressBar(config.steps, driver.label) as progress:
-        while states[0].env_step < config.steps:
+        while states[0].env_step < config.steps and not _plateaued(config, states):
             acted = [_act(seed, state) for seed, state in zip(run.seeds, states, strict=True)]
             driver.step(states, [transition for transition, _ in acted])
             for k, (_, episode_ended) in enumerate(acted):
@@ -656,7 +662,7 @@ def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners, grad
         if scores:
             state.last_eval = scores
             run.h.loggers[k].log(_row(run, state, grad_step, scores))
-            state.best_eval = max(state.best_eval, scores["train_return"])
+            state.scored(scores["train_return"])
         return
     state.episode.window.clear()  # scored only in runs without evaluation rollouts
     state.last_eval = evaluate(learners.agent(k), run.eval_env, seed.config.eval_episodes,
@@ -666,7 +672,15 @@ def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners, grad
     run.h.loggers[k].log(_row(run, state, grad_step, {**state.last_eval, **jsrl}))
     for source in seed.actions:
         source.after_eval(state, state.last_eval["eval_return"])
-    state.best_eval = max(state.best_eval, state.last_eval["eval_return"])
+    state.scored(state.last_eval["eval_return"])
+
+
+def _plateaued(config: OnlineConfig, states: list[LoopState]) -> bool:
+    """--patience: whether an evaluation was due at this step and every seed's best score is `patience` env steps
+    older (a run resumed from the checkpoint where it stopped ends there again)."""
+    step = states[0].env_step
+    return (config.patience > 0 and step % config.eval_every == 0
+            and all(step - state.best_eval_step >= config.patience for state in states))
 
 
 def _score(last_eval: dict[str, float]) -> float | None:
@@ -703,7 +717,7 @@ def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run
         "env_reset_rng": state.env_reset_rng, "episode_actions": [a.tolist() for a in state.episode_actions],
         "action_space_rng": seed.env.action_space.np_random.bit_generator.state,
         "episode": asdict(state.episode), "guide_horizon": state.guide_horizon, "best_eval": state.best_eval,
-        "last_eval": state.last_eval, "metrics": metrics,
+        "best_eval_step": state.best_eval_step, "last_eval": state.last_eval, "metrics": metrics,
         "returns": None if state.returns is None else asdict(state.returns),
     }
 
@@ -712,7 +726,8 @@ def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run
 LOOP_FIELDS: dict[str, type | tuple[type, ...]] = {
     "env_step": int, "metrics_bytes": int, "wall_time": (int, float), "grad_step_at_start": int, "action": list,
     "np_rng": dict, "env_reset_rng": (dict, type(None)), "episode_actions": list, "action_space_rng": dict,
-    "episode": dict, "guide_horizon": int, "best_eval": (int, float), "last_eval": dict, "metrics": dict,
+    "episode": dict, "guide_horizon": int, "best_eval": (int, float), "best_eval_step": int,
+    "last_eval": dict, "metrics": dict,
     "returns": (dict, type(None)),
 }
 
@@ -752,7 +767,7 @@ def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer, records: list
             env_step=record["env_step"], env_reset_rng=record["env_reset_rng"], episode_actions=actions,
             wall_time_before=record["wall_time"], episode=EpisodeStats(**record["episode"]),
             returns=None if returns is None else EpisodeReturns(**returns), guide_horizon=record["guide_horizon"],
-            best_eval=record["best_eval"], last_eval=record["last_eval"]))
+            best_eval=record["best_eval"], best_eval_step=record["best_eval_step"], last_eval=record["last_eval"]))
     metrics = {name: np.asarray([r["metrics"][name] for r in records], np.float32) for name in records[0]["metrics"]}
     learners = Learners(agents, buffers, metrics)
     if fresh:
@@ -772,4 +787,6 @@ def _summary(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> di
             "grad_steps": learners.grad_step(k) - state.grad_step_at_start, "wall_time_s": elapsed,
             "env_steps_per_s": state.env_step / elapsed, "last_train_episode_return": state.episode.last_return,
             "train_episodes": state.episode.finished, "train_successes": state.episode.successes,
-            "final_eval": state.last_eval}
+            "final_eval": state.last_eval,
+            **({"stopped_at_plateau": {"best_eval": state.best_eval, "best_eval_step": state.best_eval_step}}
+               if state.env_step < run.config.steps else {})}
