@@ -258,14 +258,32 @@ def pretrain(dataset: Dataset, *, preset: str = "locomotion", algo: str | None =
     steps=5000, critic_hidden_dims=(64, 64))."""
     from wsrl.envs import env_id
     from wsrl.presets import offline_preset
-    from wsrl.train.offline import run_offline
 
     source = dataset_source(dataset)
     base = dataclasses.replace(offline_preset(preset, algo), dataset=source, env=env_id(env) if env else "")
     config: OfflineConfig = with_overrides(base, overrides, "pretrain", "")
-    target = _out(out, "pretrain", Path(source).name, config.seed, seeds)
-    run_offline(config, target, overwrite=overwrite, seeds=seeds,
-                command=_command("pretrain", dataset=source, preset=preset, algo=algo, **overrides))
+    return run(config, out, seeds=seeds, overwrite=overwrite,
+               command=_command("pretrain", dataset=source, preset=preset, algo=algo, **overrides))
+
+
+def run(config: OfflineConfig | OnlineConfig, out: str | os.PathLike | None = None, *,
+        pretrained: str | os.PathLike | None = None, seeds: int = 1, overwrite: bool = False,
+        command: str = "") -> Run:
+    """Run a whole config as `pretrain`, `train` and `finetune` resolve it (an OfflineConfig pre-trains, an
+    OnlineConfig trains online, from the `pretrained` run or checkpoint if given) into `out` (default: runs/...
+    named by the command, task and seed); `command` is what config.json records as the run's command."""
+    if isinstance(config, OfflineConfig):
+        from wsrl.train.offline import run_offline
+
+        target = _out(out, "pretrain", Path(config.dataset).name, config.seed, seeds)
+        run_offline(config, target, overwrite=overwrite, command=command, seeds=seeds)
+    else:
+        from wsrl.train.online import run_online
+
+        name = "finetune" if pretrained is not None else "train"
+        target = _out(out, name, config.env.replace("/", "_").replace(":", "_"), config.seed, seeds)
+        run_online(config, target, init_from=None if pretrained is None else os.fspath(pretrained),
+                   overwrite=overwrite, command=command, seeds=seeds)
     return Run(target)
 
 
@@ -274,19 +292,16 @@ def _online(command: str, env: EnvSpec, pretrained: str | os.PathLike | None, pr
     from wsrl.envs import env_id
     from wsrl.presets import DEFAULT_PRESET, online_preset
     from wsrl.presets.methods import method
-    from wsrl.train.online import run_online
 
     base = dataclasses.replace(method(method_name, command).apply(online_preset(preset or DEFAULT_PRESET)),
                                env=env_id(env))
     config: OnlineConfig = with_overrides(base, overrides, command, method_name)
     if pretrained is not None:
         config = network_of_checkpoint(config, pretrained, set(overrides), preset)
-    target = _out(out, command, config.env.replace("/", "_").replace(":", "_"), config.seed, seeds)
     args = {"env": config.env, **({"pretrained": os.fspath(pretrained)} if pretrained else {}), "preset": preset,
             "method": method_name, **overrides}
-    run_online(config, target, init_from=os.fspath(pretrained) if pretrained else None, overwrite=overwrite,
-               command=_command(command, **args), seeds=seeds)
-    return Run(target)
+    return run(config, out, pretrained=pretrained, seeds=seeds, overwrite=overwrite,
+               command=_command(command, **args))
 
 
 def train(env: EnvSpec, *, preset: str = "locomotion", method: str = "sac-fast", dataset: Dataset | None = None,
@@ -308,17 +323,19 @@ def finetune(env: EnvSpec, *, pretrained: str | os.PathLike, preset: str | None 
 
 
 def resume(run_dir: str | os.PathLike, *, steps: int | None = None, env: EnvSpec | None = None,
-           fresh_episode: bool = False) -> Run:
+           fresh_episode: bool = False, command: str | None = None) -> Run:
     """Continue an interrupted run (or extend a finished one to `steps`) from its newest checkpoint. A run made
     from an env callable needs the same callable again as `env`. `fresh_episode`: start a new episode instead of
-    replaying the interrupted one's actions (a robot; exact up to the restart)."""
+    replaying the interrupted one's actions (a robot; exact up to the restart). `command`: what config.json records
+    as the resuming command (default: this call)."""
     from wsrl.envs import env_id
     from wsrl.train.resume import resume as resume_run
 
     if env is not None:
         env_id(env)  # registers a callable under the id the run recorded
-    resume_run(Path(run_dir), steps, command=_command("resume", run_dir=os.fspath(run_dir), steps=steps,
-                                                      fresh_episode=fresh_episode), fresh_episode=fresh_episode)
+    if command is None:
+        command = _command("resume", run_dir=os.fspath(run_dir), steps=steps, fresh_episode=fresh_episode)
+    resume_run(Path(run_dir), steps, command=command, fresh_episode=fresh_episode)
     return Run(Path(run_dir))
 
 

@@ -29,27 +29,15 @@ from wsrl.resolve import COMMANDS, PRESET_HELP, PresetName, arg, parse, resolve
 
 def _run(command: str, args: Sequence[str]) -> int:
     parsed = resolve(command, args)
-    config = parsed.config
-
-    from wsrl import rundir
+    from wsrl import api
 
     if getattr(parsed, "download", False):
         from wsrl.data.loaders import download
 
-        download(config.dataset)
-    name = Path(config.dataset).name if command == "pretrain" else config.env
-    out = parsed.out or rundir.default_out(command, name, config.seed, parsed.seeds)
-    line = shlex.join(["wsrl", command, *args])
-    if command == "pretrain":
-        from wsrl.train.offline import run_offline
-
-        summary = run_offline(config, out, overwrite=parsed.overwrite, command=line, seeds=parsed.seeds)
-    else:
-        from wsrl.train.online import run_online
-
-        summary = run_online(config, out, init_from=parsed.from_path if command == "finetune" else None,
-                             overwrite=parsed.overwrite, command=line, seeds=parsed.seeds)
-    _report(summary, out)
+        download(parsed.config.dataset)
+    run = api.run(parsed.config, parsed.out, pretrained=parsed.from_path if command == "finetune" else None,
+                  seeds=parsed.seeds, overwrite=parsed.overwrite, command=shlex.join(["wsrl", command, *args]))
+    _report(run.summary, str(run.directory))
     return 0
 
 
@@ -272,10 +260,11 @@ class ResumeCommand:
 
 def _resume(args: Sequence[str]) -> int:
     parsed = parse(ResumeCommand, args, "wsrl resume")
-    from wsrl.train.resume import resume
+    from wsrl import api
 
-    summary = resume(parsed.run, parsed.steps, shlex.join(["wsrl", "resume", *args]), parsed.fresh_episode)
-    _report(summary, parsed.run)
+    run = api.resume(parsed.run, steps=parsed.steps, fresh_episode=parsed.fresh_episode,
+                     command=shlex.join(["wsrl", "resume", *args]))
+    _report(run.summary, parsed.run)
     return 0
 
 
