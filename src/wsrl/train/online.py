@@ -5,9 +5,9 @@ whole checkpoint (WSRL, and the baselines that continue an offline learner). Wit
 starts empty and never holds offline data.
 
 The loop is written over explicit state (each seed's `LoopState` on the host, every seed's agent and replay
-buffer stacked in `Learners` on the device) and pluggable pieces: action sources (`sources.RandomWarmup`,
-`sources.GuidedStart` on top of the policy's own samples) and a `sources.BatchSource` (online buffer, optionally
-mixed with offline data, optionally limited to finished episodes).
+buffer stacked in `Learners` on the device) and pluggable pieces: each seed's method pieces (`sources.RandomWarmup`,
+`sources.GuidedStart`, `sources.OnlineReturns`, which own their state and checkpoint fields) and a
+`sources.BatchSource` (online buffer, optionally mixed with offline data).
 
 `--seeds N` runs N seeds in lockstep in one process (docs/architecture.md §6): one environment each, and per env
 step one device call that stores every seed's transition, updates every agent on its own buffer and samples every
@@ -46,14 +46,7 @@ from wsrl.runlog import ProgressBar
 from wsrl.train import harness
 from wsrl.train.harness import Harness
 from wsrl.train.lifecycle import check_metrics
-from wsrl.train.sources import (
-    ActionSource,
-    BatchSource,
-    EpisodeReturns,
-    GuidedStart,
-    action_sources,
-    batch_source,
-)
+from wsrl.train.sources import BatchSource, GuidedStart, OnlineReturns, Piece, batch_source, method_pieces
 
 # Pre-training state that the online agent does not carry over: the CQL multiplier (docs/method.md §2.1).
 OFFLINE_ONLY_STATE = ("cql_lagrange",)
@@ -112,8 +105,6 @@ class LoopState:
     episode_actions: list[np.ndarray] = field(default_factory=list)
     wall_time_before: float = 0.0  # seconds spent before the last resume
     episode: EpisodeStats = field(default_factory=EpisodeStats)
-    returns: EpisodeReturns | None = None  # Monte-Carlo returns of online episodes (Cal-QL online)
-    guide_horizon: int = 0  # JSRL: guide steps at the start of each episode
     best_eval: float = -np.inf
     best_eval_step: int = 0  # the env step of best_eval (the first, for ties)
     last_eval: dict[str, float] = field(default_factory=dict)
@@ -149,16 +140,25 @@ class Learners:
 
 @dataclass(frozen=True)
 class SeedRun:
-    """What stays fixed for one seed: its config (its own seed), training env and action sources."""
+    """One seed's config (its own seed), training env and method pieces (which hold the method's state)."""
 
     config: OnlineConfig
     env: gym.Env
-    actions: tuple[ActionSource, ...]
+    pieces: tuple[Piece, ...]
 
     @property
-    def guide(self) -> Agent | None:
-        """JSRL's guide policy, if the run has one (evaluations then also start with it)."""
-        return next((a.guide for a in self.actions if isinstance(a, GuidedStart)), None)
+    def guided(self) -> GuidedStart | None:
+        """JSRL's guide, if the run has one (evaluations then also start with it)."""
+        return next((p for p in self.pieces if isinstance(p, GuidedStart)), None)
+
+    @property
+    def returns(self) -> OnlineReturns | None:
+        """Cal-QL's online returns, if the learner needs them."""
+        return next((p for p in self.pieces if isinstance(p, OnlineReturns)), None)
+
+    def sample_limit(self) -> int | None:
+        """Sample only rows of finished episodes when returns are needed (docs/method.md §2.3)."""
+        return None if self.returns is None else self.returns.finished
 
 
 @dataclass(frozen=True)
@@ -296,9 +296,10 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
               for c, start in zip(configs, starts, strict=True)]
     agents = [initial_agent(c, obs_dim, action_dim, None if config.jsrl is not None else start)
               for c, start in zip(configs, starts, strict=True)]
-    batches = batch_source(config, agents[0], obs_dim, action_dim, _episode_limit(envs[0]))
+    batches = batch_source(config, agents[0].config.gamma, obs_dim, action_dim)
+    seed_runs = _seed_runs(configs, envs, agents[0], guides, batches)
     if require_update:
-        _refuse_no_update(config, agents[0], envs[0], batches)
+        _refuse_no_update(config, agents[0], envs[0])
     learner = type(agents[0]).__name__
     harness.start(out, configs, command, overwrite,
                   {"kind": "online", "seeds": [c.seed for c in configs],
@@ -306,7 +307,7 @@ def run_online(config: OnlineConfig, out: str | Path, init_from: str | Path | No
                   [{"kind": "online", "init_from": None if start is None else str(start), "learner": learner}
                    for start in starts])
     with harness.harness(out, configs, "env_step") as h:
-        run = _online_run(configs, envs, h, agents[0], guides, batches)
+        run = _online_run(seed_runs, h, agents[0], batches)
         return _execute(run, lambda: _start(run, stack(agents)), save_buffer)
 
 
@@ -321,19 +322,22 @@ def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
     configs = [dataclasses.replace(config, seed=seed) for seed, _ in members]
     envs = [_make_env(c) for c in configs]
     obs_dim, action_dim = space_dims(envs[0])
-    agents, guides, records = [], [], []
-    for directory in directories:
-        directory, meta = checkpoint.load_for_env(directory, obs_dim, action_dim, config.env)
-        records.append(harness.read_loop(directory, LOOP_FIELDS))
-        agents.append(checkpoint.restore(agent_from_meta(meta), directory))
-        guides.append(None if config.jsrl is None else
-                      checkpoint.restore(agent_from_meta(meta), directory, agent_file=GUIDE_FILE))
-    batches = batch_source(config, agents[0], obs_dim, action_dim, _episode_limit(envs[0]))  # once: it reads data
+    loaded = [checkpoint.load_for_env(directory, obs_dim, action_dim, config.env) for directory in directories]
+    agents = [checkpoint.restore(agent_from_meta(meta), directory) for directory, meta in loaded]
+    guides = [None if config.jsrl is None else
+              checkpoint.restore(agent_from_meta(meta), directory, agent_file=GUIDE_FILE) for directory, meta in loaded]
+    batches = batch_source(config, agents[0].config.gamma, obs_dim, action_dim)  # once: it reads data
+    seed_runs = _seed_runs(configs, envs, agents[0], guides, batches)
+    fields = {**LOOP_FIELDS, **{name: kind for piece in seed_runs[0].pieces for name, kind in piece.fields.items()}}
+    records = [harness.read_loop(directory, fields) for directory, _ in loaded]
+    for seed, record in zip(seed_runs, records, strict=True):
+        for piece in seed.pieces:
+            piece.restore(record)
     empty = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + batches.appended))
     buffers = [_read_buffer(directory, empty) for directory in directories]
     on_start()
     with harness.harness(out, configs, "env_step", [(r["metrics_bytes"], r["env_step"]) for r in records]) as h:
-        run = _online_run(configs, envs, h, agents[0], guides, batches)
+        run = _online_run(seed_runs, h, agents[0], batches)
         fresh = fresh_episode or envs[0].unwrapped.metadata.get("replayable", True) is False
         if fresh:
             print(f"resuming {out} with a fresh episode: the run is exact up to this restart, not beyond it",
@@ -353,35 +357,39 @@ def _episode_limit(env: gym.Env) -> int:
     return env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 1000
 
 
-def first_update(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> tuple[int, str]:
+def first_update(config: OnlineConfig, agent: Agent, env: gym.Env) -> tuple[int, str]:
     """The env step of the first gradient step, and what sets it: updates start once the step count exceeds the
     warmup K and one full UTD batch, and for learners that need Monte-Carlo returns also one full episode
     (docs/method.md §2.3)."""
     waits = {f"the {config.warmup_steps}-step warmup": config.warmup_steps,
              f"one UTD x batch ({agent.config.utd} x {agent.config.batch_size})":
                  agent.config.utd * agent.config.batch_size}
-    if batches.returns is not None:
+    if LEARNERS[agent.algo].online_returns:
         waits[f"one whole episode ({_episode_limit(env)} steps) for Cal-QL's returns"] = _episode_limit(env)
     why = max(waits, key=waits.get)
     return waits[why] + 1, why
 
 
-def _refuse_no_update(config: OnlineConfig, agent: Agent, env: gym.Env, batches: BatchSource) -> None:
+def _refuse_no_update(config: OnlineConfig, agent: Agent, env: gym.Env) -> None:
     """A budget that ends before the first gradient step would only collect data: refused with what sets it."""
-    first, why = first_update(config, agent, env, batches)
+    first, why = first_update(config, agent, env)
     if config.steps < first:
         raise UserError(f"--steps {config.steps} ends before the first gradient step, at env step {first} (after "
                         f"{why}); give --steps {first} or more" +
                         (", or a shorter --warmup-steps" if why.startswith("the ") else ""))
 
 
-def _online_run(configs: list[OnlineConfig], envs: list[gym.Env], h: Harness, agent: Agent,
-                guides: list[Agent | None], batches: BatchSource) -> OnlineRun:
-    config, env = configs[0], envs[0]
-    first_step, _ = first_update(config, agent, env, batches)
-    action_dim = space_dims(env)[1]
-    seeds = tuple(SeedRun(c, e, action_sources(c, action_dim, guide, _episode_limit(env)))
-                  for c, e, guide in zip(configs, envs, guides, strict=True))
+def _seed_runs(configs: list[OnlineConfig], envs: list[gym.Env], agent: Agent, guides: list[Agent | None],
+               batches: BatchSource) -> tuple[SeedRun, ...]:
+    """Each seed's config, env and fresh method pieces (a resumed run restores their state from loop.json)."""
+    limit, action_dim = _episode_limit(envs[0]), space_dims(envs[0])[1]
+    return tuple(SeedRun(c, e, method_pieces(c, agent, action_dim, guide, limit, batches.appended))
+                 for c, e, guide in zip(configs, envs, guides, strict=True))
+
+
+def _online_run(seeds: tuple[SeedRun, ...], h: Harness, agent: Agent, batches: BatchSource) -> OnlineRun:
+    config = seeds[0].config
+    first_step, _ = first_update(config, agent, seeds[0].env)
     eval_env = _make_env(config, training=False) if config.eval_episodes else None  # a robot has one env
     return OnlineRun(config, seeds, eval_env, batches, first_step, h)
 
@@ -422,9 +430,8 @@ def _start(run: OnlineRun, agents: Agent) -> tuple[list[LoopState], Learners]:
     for k, seed in enumerate(run.seeds):
         obs, _ = seed.env.reset(seed=seed.config.seed)
         seed.env.action_space.seed(seed.config.seed)
-        horizon = (config.jsrl.jsrl_initial_horizon or _episode_limit(seed.env)) if config.jsrl else 0
         states.append(LoopState(obs, np.zeros(action_dim, np.float32), np.random.default_rng(seed.config.seed),
-                                learners.grad_step(k), returns=run.batches.new_returns(), guide_horizon=horizon))
+                                learners.grad_step(k)))
         _evaluate(run, k, states[k], learners, learners.grad_step(k))
     learners.agents, actions = _sample(learners.agents, np.stack([state.obs for state in states]))
     for state, action in zip(states, np.asarray(actions), strict=True):
@@ -443,9 +450,9 @@ def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
             acted = [_act(seed, state) for seed, state in zip(run.seeds, states, strict=True)]
             driver.step(states, [transition for transition, _ in acted])
             for k, (_, episode_ended) in enumerate(acted):
-                if episode_ended and states[k].returns is not None:  # Cal-QL's returns-to-go into the buffer
+                if episode_ended and run.seeds[k].returns is not None:  # Cal-QL's returns-to-go into the buffer
                     with driver.paused():
-                        _end_episode(run, k, states[k], learners)
+                        _end_episode(run, k, learners)
             step = states[0].env_step
             if step % config.log_every == 0:
                 for k, metrics in enumerate(driver.metrics(step)):
@@ -464,15 +471,15 @@ def _act(seed: SeedRun, state: LoopState) -> tuple[dict[str, Any], bool]:
     """One env step with the action the sources choose; returns the transition and whether the episode ended."""
     state.env_step += 1
     action = state.action
-    for source in seed.actions:
-        action = source.choose(state, action)
+    for piece in seed.pieces:
+        action = piece.choose(state, action)
     state.episode_actions.append(action)
     next_obs, reward, terminated, truncated, info = seed.env.step(action)
     transition = {"observations": state.obs, "actions": action, "rewards": np.float32(reward),
                   "next_observations": next_obs, "masks": np.float32(not terminated)}
     state.episode.record(float(info.get("raw_reward", reward)), success_flag(info))
-    if state.returns is not None:
-        state.returns.rewards.append(float(reward))
+    for piece in seed.pieces:
+        piece.after_step(float(reward))
     if terminated or truncated:
         state.episode.end()
         state.env_reset_rng, state.episode_actions = seed.env.unwrapped.np_random.bit_generator.state, []
@@ -488,7 +495,7 @@ def _store_and_update(run: OnlineRun, states: list[LoopState], learners: Learner
     stacked = {key: np.stack([np.asarray(t[key], np.float32) for t in transitions]) for key in transitions[0]}
     obs = np.stack([state.obs for state in states])
     if states[0].env_step >= run.first_update_step:
-        limits = [run.batches.sample_limit(state) for state in states]
+        limits = [seed.sample_limit() for seed in run.seeds]
         learners.agents, learners.buffers, actions, learners.metrics = _insert_update_and_act(
             learners.agents, learners.buffers, stacked, obs, run.batches.offline,
             offline_ratio=run.batches.offline_ratio, sample_limits=None if limits[0] is None else np.asarray(limits))
@@ -498,10 +505,10 @@ def _store_and_update(run: OnlineRun, states: list[LoopState], learners: Learner
         state.action = action
 
 
-def _end_episode(run: OnlineRun, k: int, state: LoopState, learners: Learners) -> None:
-    rows = run.batches.end_episode(state, capacity=learners.buffers.data["rewards"].shape[1])
-    if rows is not None:
-        learners.buffers = _set_returns(learners.buffers, k, *rows)
+def _end_episode(run: OnlineRun, k: int, learners: Learners) -> None:
+    """Seed k's episode ended: its Monte-Carlo returns into its buffer (Cal-QL online)."""
+    rows = run.seeds[k].returns.end_episode(capacity=learners.buffers.data["rewards"].shape[1])
+    learners.buffers = _set_returns(learners.buffers, k, *rows)
 
 
 _store_only = jax.jit(_store, donate_argnums=(0,))
@@ -619,7 +626,7 @@ class _BackgroundLearner(threading.Thread):
                 with self.step_lock:
                     self._store_pending()
                     if self.done < self.due:
-                        limit = batches.sample_limit(self.state)
+                        limit = self.run_.seeds[0].sample_limit()
                         self.learners.agents, self.learners.metrics = _learn_only(
                             self.learners.agents, self.learners.buffers, batches.offline,
                             offline_ratio=batches.offline_ratio,
@@ -666,12 +673,13 @@ def _evaluate(run: OnlineRun, k: int, state: LoopState, learners: Learners, grad
         return
     state.episode.window.clear()  # scored only in runs without evaluation rollouts
     state.last_eval = evaluate(learners.agent(k), run.eval_env, seed.config.eval_episodes,
-                               rundir.eval_seed(seed.config.seed), seed.config.env, guide=seed.guide,
-                               guide_steps=state.guide_horizon)
-    jsrl = {"jsrl_horizon": state.guide_horizon} if seed.guide is not None else {}
+                               rundir.eval_seed(seed.config.seed), seed.config.env,
+                               guide=None if seed.guided is None else seed.guided.guide,
+                               guide_steps=0 if seed.guided is None else seed.guided.horizon)
+    jsrl = {} if seed.guided is None else {"jsrl_horizon": seed.guided.horizon}
     run.h.loggers[k].log(_row(run, state, grad_step, {**state.last_eval, **jsrl}))
-    for source in seed.actions:
-        source.after_eval(state, state.last_eval["eval_return"])
+    for piece in seed.pieces:
+        piece.after_eval(state, state.last_eval["eval_return"])
     state.scored(state.last_eval["eval_return"])
 
 
@@ -698,7 +706,7 @@ def _save(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
         def files(k: int = k, seed: SeedRun = seed) -> dict[str, bytes]:
             rows = io.BytesIO()
             np.savez_compressed(rows, **learners.buffer(k).rows())
-            guide = {} if seed.guide is None else {GUIDE_FILE: checkpoint.agent_bytes(seed.guide)}
+            guide = {} if seed.guided is None else {GUIDE_FILE: checkpoint.agent_bytes(seed.guided.guide)}
             return {BUFFER_FILE: rows.getvalue(), **guide}
 
         agent = learners.agent(k)
@@ -716,9 +724,8 @@ def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run
         "action": state.action.tolist(), "np_rng": state.np_rng.bit_generator.state,
         "env_reset_rng": state.env_reset_rng, "episode_actions": [a.tolist() for a in state.episode_actions],
         "action_space_rng": seed.env.action_space.np_random.bit_generator.state,
-        "episode": asdict(state.episode), "guide_horizon": state.guide_horizon, "best_eval": state.best_eval,
-        "best_eval_step": state.best_eval_step, "last_eval": state.last_eval, "metrics": metrics,
-        "returns": None if state.returns is None else asdict(state.returns),
+        "episode": asdict(state.episode), "best_eval": state.best_eval, "best_eval_step": state.best_eval_step,
+        "last_eval": state.last_eval, "metrics": metrics, **{k: v for p in seed.pieces for k, v in p.record().items()},
     }
 
 
@@ -726,10 +733,8 @@ def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run
 LOOP_FIELDS: dict[str, type | tuple[type, ...]] = {
     "env_step": int, "metrics_bytes": int, "wall_time": (int, float), "grad_step_at_start": int, "action": list,
     "np_rng": dict, "env_reset_rng": (dict, type(None)), "episode_actions": list, "action_space_rng": dict,
-    "episode": dict, "guide_horizon": int, "best_eval": (int, float), "best_eval_step": int,
-    "last_eval": dict, "metrics": dict,
-    "returns": (dict, type(None)),
-}
+    "episode": dict, "best_eval": (int, float), "best_eval_step": int, "last_eval": dict, "metrics": dict,
+}  # and each method piece's own fields
 
 
 def _generator(state: dict) -> np.random.Generator:
@@ -761,12 +766,10 @@ def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer, records: list
         for action in actions:
             obs, *_ = env.step(action)
         env.action_space.np_random.bit_generator.state = record["action_space_rng"]
-        returns = record["returns"]
         states.append(LoopState(
             obs, np.asarray(record["action"], np.float32), _generator(record["np_rng"]), record["grad_step_at_start"],
             env_step=record["env_step"], env_reset_rng=record["env_reset_rng"], episode_actions=actions,
             wall_time_before=record["wall_time"], episode=EpisodeStats(**record["episode"]),
-            returns=None if returns is None else EpisodeReturns(**returns), guide_horizon=record["guide_horizon"],
             best_eval=record["best_eval"], best_eval_step=record["best_eval_step"], last_eval=record["last_eval"]))
     metrics = {name: np.asarray([r["metrics"][name] for r in records], np.float32) for name in records[0]["metrics"]}
     learners = Learners(agents, buffers, metrics)
@@ -774,7 +777,8 @@ def _restore(run: OnlineRun, agents: Agent, buffers: ReplayBuffer, records: list
         for k, state in enumerate(states):
             if state.episode.length:  # the interrupted episode ends here (Cal-QL's returns of its rows included)
                 state.episode.end()
-                _end_episode(run, k, state, learners)
+                if run.seeds[k].returns is not None:
+                    _end_episode(run, k, learners)
         learners.agents, actions = _sample(learners.agents, np.stack([state.obs for state in states]))
         for state, action in zip(states, np.asarray(actions), strict=True):
             state.action = action

@@ -1,19 +1,20 @@
-"""The pluggable pieces of the online loop: where actions come from, and where batches come from.
+"""The pluggable pieces of the online loop: a method's parts in each seed's loop, and where batches come from.
 
-Action sources (docs/method.md §2.3, §5): the policy's own stochastic sample is the default; `RandomWarmup`
-replaces it with uniform actions during the first K steps (ablation, RLPD); `GuidedStart` lets JSRL's guide
-act for the first h steps of each episode. Sources are immutable; what they change lives in the loop state.
+Method pieces (docs/method.md §2.3, §5), one set per seed: `RandomWarmup` replaces the policy's own sample with
+uniform actions during the first K steps (ablation, RLPD); `GuidedStart` lets JSRL's guide act for the first h
+steps of each episode and shrinks h as evaluations improve; `OnlineReturns` keeps Cal-QL's Monte-Carlo returns of
+online episodes. Each piece owns the state it changes and writes it into the seed's checkpoint (loop.json) under
+its own keys, so a method with state is one class here plus one line in `method_pieces`.
 
 Batch source (docs/method.md §2.2, §5): the online buffer only (WSRL), mixed per minibatch with retained
-offline data, or with the offline data appended to the buffer; for Cal-QL continued online, sampling is
-limited to finished episodes, whose Monte-Carlo returns are written into the buffer when they end.
+offline data, or with the offline data appended to the buffer.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import numpy as np
@@ -32,18 +33,31 @@ if TYPE_CHECKING:
     from wsrl.train.online import LoopState
 
 
-class ActionSource:
-    """Passes the action on unchanged; subclasses take over when their condition holds."""
+class Piece:
+    """A method's part in one seed's online loop: it may change the action, follow the rewards and react to
+    evaluations; what it changes it holds itself, and `record` / `restore` carry it through the checkpoint's
+    loop.json under the keys of `fields` (with their JSON types, checked where loop.json is read)."""
+
+    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {}
 
     def choose(self, state: LoopState, action: np.ndarray) -> np.ndarray:
         return action
 
+    def after_step(self, reward: float) -> None:
+        """The training reward of the step just taken."""
+
     def after_eval(self, state: LoopState, score: float) -> None:
         """React to an evaluation (before the state's best evaluation is updated)."""
 
+    def record(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, record: dict[str, Any]) -> None:
+        """Take the state back from a loop.json whose `fields` were checked."""
+
 
 @dataclass(frozen=True)
-class RandomWarmup(ActionSource):
+class RandomWarmup(Piece):
     """Uniform random actions in [-1, 1] for the first `steps` env steps."""
 
     steps: int
@@ -55,43 +69,87 @@ class RandomWarmup(ActionSource):
         return action
 
 
-@dataclass(frozen=True)
-class GuidedStart(ActionSource):
-    """JSRL: the guide's deterministic action for the first `state.guide_horizon` steps of each episode; the
-    horizon shrinks by one stage whenever an evaluation is within `tolerance` of the best one so far."""
+@dataclass
+class GuidedStart(Piece):
+    """JSRL: the guide's deterministic action for the first `horizon` steps of each episode; the horizon shrinks
+    by one stage whenever an evaluation is within `tolerance` of the best one so far."""
 
     guide: Agent
     episode_limit: int
     stages: int
     tolerance: float
+    horizon: int
+    fields: ClassVar = {"guide_horizon": int}
 
     def choose(self, state: LoopState, action: np.ndarray) -> np.ndarray:
-        if state.episode.length < state.guide_horizon:
+        if state.episode.length < self.horizon:
             return np.asarray(eval_action(self.guide, state.obs))
         return action
 
     def after_eval(self, state: LoopState, score: float) -> None:
         if state.env_step > 0 and score >= state.best_eval - self.tolerance * abs(state.best_eval):
-            state.guide_horizon = max(0, state.guide_horizon - math.ceil(self.episode_limit / self.stages))
+            self.horizon = max(0, self.horizon - math.ceil(self.episode_limit / self.stages))
 
+    def record(self) -> dict[str, Any]:
+        return {"guide_horizon": self.horizon}
 
-def action_sources(config: OnlineConfig, action_dim: int, guide: Agent | None,
-                   episode_limit: int) -> tuple[ActionSource, ...]:
-    """The sources a config asks for, in the order they override each other."""
-    sources: list[ActionSource] = []
-    if config.warmup_policy == "random" and config.warmup_steps:
-        sources.append(RandomWarmup(config.warmup_steps, action_dim))
-    if config.jsrl is not None and guide is not None:
-        sources.append(GuidedStart(guide, episode_limit, config.jsrl.jsrl_stages, config.jsrl.jsrl_tolerance))
-    return tuple(sources)
+    def restore(self, record: dict[str, Any]) -> None:
+        self.horizon = record["guide_horizon"]
 
 
 @dataclass
-class EpisodeReturns:
-    """Loop state of Cal-QL online: buffer rows of finished episodes, and the running episode's rewards."""
+class OnlineReturns(Piece):
+    """Cal-QL online (docs/method.md §2.3): the Monte-Carlo return-to-go of each online episode, written into the
+    buffer when it ends (same rule as datasets); sampling is limited to the rows of finished episodes."""
 
-    finished: int
-    rewards: list[float] = field(default_factory=list)
+    gamma: float
+    failure_reward: float | None  # the training env's reward of a failed step of a sparse task
+    episode_limit: int
+    finished: int  # buffer rows of finished episodes (appended offline data included)
+    rewards: list[float] = field(default_factory=list)  # the running episode's
+    fields: ClassVar = {"returns": dict}
+
+    def after_step(self, reward: float) -> None:
+        self.rewards.append(reward)
+
+    def end_episode(self, capacity: int) -> tuple[np.ndarray, np.ndarray]:
+        """The buffer rows of the episode that just ended and their return-to-go, rows padded with `capacity`
+        (dropped) to a fixed length."""
+        values = np.zeros(self.episode_limit, np.float32)
+        values[:len(self.rewards)] = return_to_go(np.asarray(self.rewards, np.float32), self.gamma,
+                                                  self.failure_reward)
+        idx = np.full(self.episode_limit, capacity, np.int32)
+        idx[:len(self.rewards)] = self.finished + np.arange(len(self.rewards))
+        self.finished, self.rewards = self.finished + len(self.rewards), []
+        return idx, values
+
+    def record(self) -> dict[str, Any]:
+        return {"returns": {"finished": self.finished, "rewards": list(self.rewards)}}
+
+    def restore(self, record: dict[str, Any]) -> None:
+        returns = record["returns"]
+        if not (isinstance(returns.get("finished"), int) and isinstance(returns.get("rewards"), list)):
+            raise UserError("loop.json's returns are damaged: resume from an earlier checkpoint")
+        self.finished, self.rewards = returns["finished"], [float(r) for r in returns["rewards"]]
+
+
+def method_pieces(config: OnlineConfig, agent: Agent, action_dim: int, guide: Agent | None, episode_limit: int,
+                  appended: int) -> tuple[Piece, ...]:
+    """One seed's pieces of the method a config asks for, in the order their actions override each other;
+    refuses a Cal-QL run whose buffer cannot hold every step."""
+    pieces: list[Piece] = []
+    if config.warmup_policy == "random" and config.warmup_steps:
+        pieces.append(RandomWarmup(config.warmup_steps, action_dim))
+    if config.jsrl is not None and guide is not None:
+        pieces.append(GuidedStart(guide, episode_limit, config.jsrl.jsrl_stages, config.jsrl.jsrl_tolerance,
+                                  config.jsrl.jsrl_initial_horizon or episode_limit))
+    if LEARNERS[agent.algo].online_returns:
+        if config.buffer_capacity < config.steps + appended:
+            raise UserError("Cal-QL online keeps every episode's returns: --buffer-capacity must hold all steps")
+        failure = None if config.sparse_failure_reward is None else (
+            config.reward_scale * config.sparse_failure_reward + config.reward_bias)
+        pieces.append(OnlineReturns(agent.config.gamma, failure, episode_limit, appended))
+    return tuple(pieces)
 
 
 @dataclass(frozen=True)
@@ -101,7 +159,6 @@ class BatchSource:
     offline: dict[str, jax.Array] | None = None  # retained data mixed into every minibatch (device arrays)
     offline_ratio: float = 0.0
     appended_data: dict[str, np.ndarray] | None = None  # retained data copied into the buffer at the start
-    returns: tuple[float, float | None, int] | None = None  # (gamma, failure reward, episode limit): Cal-QL online
 
     @property
     def appended(self) -> int:
@@ -109,27 +166,6 @@ class BatchSource:
 
     def fill(self, buffer: ReplayBuffer) -> ReplayBuffer:
         return buffer if self.appended_data is None else buffer.extend(self.appended_data)
-
-    def new_returns(self) -> EpisodeReturns | None:
-        return None if self.returns is None else EpisodeReturns(self.appended)
-
-    def sample_limit(self, state: LoopState) -> int | None:
-        """Sample only rows of finished episodes when returns are needed (docs/method.md §2.3)."""
-        return None if state.returns is None else state.returns.finished
-
-    def end_episode(self, state: LoopState, capacity: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The buffer rows of the episode that just ended and their return-to-go (same rule as datasets), to be
-        written into the buffer's mc_returns; rows padded with `capacity` (dropped) to a fixed length."""
-        if state.returns is None:
-            return None
-        gamma, failure_reward, limit = self.returns
-        rewards = state.returns.rewards
-        values = np.zeros(limit, np.float32)
-        values[:len(rewards)] = return_to_go(np.asarray(rewards, np.float32), gamma, failure_reward)
-        idx = np.full(limit, capacity, np.int32)
-        idx[:len(rewards)] = state.returns.finished + np.arange(len(rewards))
-        state.returns = EpisodeReturns(state.returns.finished + len(rewards))
-        return idx, values
 
 
 def retained_data(config: OnlineConfig, gamma: float, obs_dim: int, action_dim: int) -> dict[str, np.ndarray]:
@@ -146,20 +182,11 @@ def retained_data(config: OnlineConfig, gamma: float, obs_dim: int, action_dim: 
     return {k: v for k, v in data.as_dict().items() if k in FIELDS}
 
 
-def batch_source(config: OnlineConfig, agent: Agent, obs_dim: int, action_dim: int,
-                 episode_limit: int) -> BatchSource:
-    """The batch source of a config and learner; refuses a Cal-QL run whose buffer cannot hold every step."""
-    kwargs: dict[str, Any] = {}
-    if config.retention is not None:
-        data = retained_data(config, agent.config.gamma, obs_dim, action_dim)
-        if config.retention.retain == "mix":
-            kwargs.update(offline=jax.device_put(data), offline_ratio=config.retention.offline_ratio)
-        else:
-            kwargs.update(appended_data=data)
-    if LEARNERS[agent.algo].online_returns:
-        if config.buffer_capacity < config.steps + len(kwargs.get("appended_data", {}).get("rewards", ())):
-            raise UserError("Cal-QL online keeps every episode's returns: --buffer-capacity must hold all steps")
-        failure = None if config.sparse_failure_reward is None else (
-            config.reward_scale * config.sparse_failure_reward + config.reward_bias)
-        kwargs.update(returns=(agent.config.gamma, failure, episode_limit))
-    return BatchSource(**kwargs)
+def batch_source(config: OnlineConfig, gamma: float, obs_dim: int, action_dim: int) -> BatchSource:
+    """The batch source of a config: the retained offline data, mixed into each minibatch or appended."""
+    if config.retention is None:
+        return BatchSource()
+    data = retained_data(config, gamma, obs_dim, action_dim)
+    if config.retention.retain == "mix":
+        return BatchSource(offline=jax.device_put(data), offline_ratio=config.retention.offline_ratio)
+    return BatchSource(appended_data=data)
