@@ -54,7 +54,10 @@ def test_wandb_logs_the_metrics_config_and_plot_of_every_seed(tmp_path, monkeypa
         [offline] = list((run_dir / "wandb").glob("offline-run-*"))
         [log] = list(offline.glob("run-*.wandb"))
         records = wandb_records(log)
-        [run] = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        runs = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        kinds = [r.WhichOneof("record_type") for r in records]
+        assert len(runs) == 1, f"{log} ({log.stat().st_size} bytes) holds {len(runs)} run records: {kinds}"
+        [run] = runs
         assert (run.project, run.run_group, run.display_name) == ("tests", "run", f"run/seed{seed}")
         config = {u.key: json.loads(u.value_json) for u in run.config.update}
         assert config["config"] == json.loads((run_dir / "config.json").read_text())["config"]
