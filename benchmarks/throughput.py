@@ -1,8 +1,10 @@
 """Update throughput of the learners, and achieved FLOP/s against this machine's float32 matmul peak.
 
-Run by hand:  .venv/bin/python benchmarks/throughput.py [--seconds 10] [--hidden 64] [--seeds 1 8]
-Prints one line per configuration: updates/s, critic gradient steps/s, GFLOP per update and achieved FLOP/s as a
-fraction of the measured matmul peak. XLA's cost analysis counts a `lax.scan` body once, so the WSRL update (its
+Run by hand:  .venv/bin/python benchmarks/throughput.py [--seconds 10] [--hidden 64 128 256 512] [--seeds 1 8]
+Prints, for each width, one line per configuration: updates/s, critic gradient steps/s, GFLOP per update and achieved
+FLOP/s as a fraction of two peaks measured in the same run: a 2048 x 2048 matmul's, and the same-width chain's (50
+products (1024 x w) @ (w x w) with tanh in one jit: what this CPU does on the update's own shapes).
+XLA's cost analysis counts a `lax.scan` body once, so the WSRL update (its
 `utd` critic steps under a scan) is counted per part: `utd` x one critic step + the actor and temperature step
 (`update_flops`; checked against XLA's count of the same update with the scan unrolled, `--check`).
 """
@@ -37,6 +39,25 @@ def matmul_peak(seconds: float, n: int = 2048) -> float:
         start = time.perf_counter()
         f(a).block_until_ready()
         best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+def chain_peak(width: int, seconds: float, rows: int = 1024, links: int = 50) -> float:
+    """Best FLOP/s of `links` chained (rows x width) @ (width x width) products with tanh, in one jit."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    x = jax.random.normal(keys[0], (rows, width), jnp.float32)
+    w = jax.random.normal(keys[1], (width, width), jnp.float32) / np.sqrt(width)
+
+    @jax.jit
+    def chain(x, w):
+        return jax.lax.fori_loop(0, links, lambda _, h: jnp.tanh(h @ w), x, unroll=True)
+
+    chain(x, w).block_until_ready()
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        chain(x, w).block_until_ready()
+        best = max(best, 2 * rows * width**2 * links / (time.perf_counter() - start))
     return best
 
 
@@ -79,7 +100,7 @@ def unrolled_flops(agent, batch) -> float:
         return flops_of(type(agent).update, agent, batch)
 
 
-def measure(name: str, agent_cls: type, config, seconds: float, peak: float, seeds: int = 0,
+def measure(name: str, agent_cls: type, config, seconds: float, peak: float, same_width: float, seeds: int = 0,
             check: bool = False) -> None:
     """`seeds` > 0: that many agents stacked and updated by one call of `update_seeds` (rates summed over seeds;
     FLOPs those of one seed's update). `check`: print the per-part count next to XLA's count of the unrolled update."""
@@ -107,13 +128,15 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float, see
     jax.block_until_ready(metrics)
     rate = count * max(seeds, 1) / (time.perf_counter() - start)
     print(f"{name:<38} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
-          f"{flops / 1e9:6.2f} GFLOP/update  {rate * flops / 1e9:7.1f} GFLOP/s = {rate * flops / peak:5.1%} of peak")
+          f"{flops / 1e9:6.2f} GFLOP/update  {rate * flops / 1e9:7.1f} GFLOP/s = {rate * flops / peak:5.1%} of the "
+          f"2048^2 peak, {rate * flops / same_width:5.1%} of the same-width chain")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per configuration")
-    parser.add_argument("--hidden", type=int, default=256, help="width of the MLPs (cpu preset: 64)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256],
+                        help="widths of the MLPs (cpu preset: 64; paper: 256, Adroit / Kitchen 512)")
     parser.add_argument("--layers", type=int, default=2, help="hidden layers (Adroit / Kitchen critics: 3)")
     parser.add_argument("--check", action="store_true", help="print the per-part FLOP count next to XLA's count "
                         "of the update with its scan unrolled")
@@ -123,21 +146,24 @@ def main() -> None:
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
     peak = matmul_peak(min(args.seconds, 5.0))
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
-    # Locomotion preset networks: 2-layer LayerNorm MLPs (256 wide; the cpu preset's 64), 10 critics with subset 2.
-    nets = dict(critic_hidden_dims=(args.hidden,) * args.layers, actor_hidden_dims=(args.hidden,) * 2)
-    print(f"networks: critics {args.layers}x{args.hidden}, actor 2x{args.hidden}")
-    measure("WSRL online (10 critics, UTD 4 x 256)", SACAgent, SACConfig(**nets), args.seconds, peak, check=args.check)
-    sac = SACConfig(**nets, num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1)
-    measure("SAC (2 critics, UTD 1 x 256)", SACAgent, sac, args.seconds, peak, check=args.check)
-    rlpd = SACConfig(**nets, subset_with_replacement=False, actor_critic_reduction="mean", actor_layer_norm=False,
-                     entropy_backup=True, utd=20, shared_value_head=False, last_hidden_init_scale=None,
-                     step_all_optimizers=False)
-    measure("RLPD (10 critics, UTD 20 x 256)", SACAgent, rlpd, args.seconds, peak, check=args.check)
-    measure("Cal-QL offline (10 critics, 256)", CQLAgent, CQLConfig(**nets, calql=True), args.seconds, peak,
-            check=args.check)
-    measure("IQL offline (2 critics, 256)", IQLAgent, IQLConfig(**nets), args.seconds, peak, check=args.check)
-    for n in args.seeds:
-        measure(f"WSRL online, {n} seed(s) in one call (total)", SACAgent, SACConfig(**nets), args.seconds, peak, n)
+    for width in args.hidden:
+        same = chain_peak(width, min(args.seconds, 5.0))
+        # Locomotion preset networks: LayerNorm MLPs (256 wide; the cpu preset's 64), 10 critics with subset 2.
+        nets = dict(critic_hidden_dims=(width,) * args.layers, actor_hidden_dims=(width,) * 2)
+        print(f"networks: critics {args.layers}x{width}, actor 2x{width}; same-width chain peak "
+              f"{same / 1e9:.1f} GFLOP/s")
+        run = functools.partial(measure, seconds=args.seconds, peak=peak, same_width=same, check=args.check)
+        run("WSRL online (10 critics, UTD 4 x 256)", SACAgent, SACConfig(**nets))
+        run("SAC (2 critics, UTD 1 x 256)", SACAgent,
+            SACConfig(**nets, num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1))
+        run("RLPD (10 critics, UTD 20 x 256)", SACAgent,
+            SACConfig(**nets, subset_with_replacement=False, actor_critic_reduction="mean", actor_layer_norm=False,
+                      entropy_backup=True, utd=20, shared_value_head=False, last_hidden_init_scale=None,
+                      step_all_optimizers=False))
+        run("Cal-QL offline (10 critics)", CQLAgent, CQLConfig(**nets, calql=True))
+        run("IQL offline (2 critics)", IQLAgent, IQLConfig(**nets))
+        for n in args.seeds:
+            run(f"WSRL online, {n} seed(s) in one call (total)", SACAgent, SACConfig(**nets), seeds=n)
 
 
 if __name__ == "__main__":
