@@ -26,3 +26,11 @@ def optimised_xla():
     jax.config.update("jax_disable_most_optimizations", False)
     yield
     jax.config.update("jax_disable_most_optimizations", True)
+
+
+@pytest.fixture
+def minari_root(tmp_path, monkeypatch):
+    """A Minari root of the test's own (MINARI_DATASETS_PATH), not created until something writes to it."""
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    return root

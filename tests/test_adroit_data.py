@@ -175,13 +175,6 @@ def _stand_in_demos(path, episodes=2, steps=30, seed=0):
     return demos
 
 
-@pytest.fixture
-def minari_root(tmp_path, monkeypatch):
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    return root
-
-
 def test_demos_recipe_replays_the_recordings_in_the_v1_env(tmp_path, minari_root, capsys):
     release = tmp_path / "hand_dapg"
     demos = _stand_in_demos(release / "dapg" / "demonstrations" / "door-v0_demos.pickle")

@@ -19,13 +19,6 @@ TINY = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-cri
         "--eval-episodes", "1"]
 
 
-@pytest.fixture
-def minari_root(tmp_path, monkeypatch):
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    return root
-
-
 @pytest.mark.slow
 def test_random_and_policy_recipes_write_datasets_minari_and_wsrl_read(tmp_path, minari_root, capsys):
     assert main(["collect", "--env", "InvertedPendulum-v5", "--recipe", "random", "--steps", "300",

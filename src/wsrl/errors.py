@@ -1,9 +1,10 @@
 """The exceptions the CLI turns into one line on stderr and an exit status: bad input (2), a stop on request
-(130 / 143), divergence (3); and `read_json`, where a damaged JSON file becomes bad input."""
+(130 / 143), divergence (3); and `read_json` / `read_toml`, where a damaged file becomes bad input."""
 
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,3 +42,14 @@ def read_json(path: Path, problem: Callable[[Any], str | None], remedy: str) -> 
     if wrong:
         raise UserError(f"{path}: {wrong}; {remedy}")
     return value
+
+
+def read_toml(path: Path, text: str | None = None) -> dict[str, Any]:
+    """The TOML table in `path` (or `text`, read from it elsewhere); a file that cannot be read, is not UTF-8 or is
+    not TOML is one UserError naming the file."""
+    try:
+        return tomllib.loads(path.read_text() if text is None else text)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path} ({type(e).__name__}: {getattr(e, 'strerror', None) or e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path} is not valid TOML: {e}") from None

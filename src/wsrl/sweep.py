@@ -13,7 +13,6 @@ import csv
 import itertools
 import subprocess
 import time
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,18 @@ from typing import Any
 import numpy as np
 
 from wsrl.config import flag_name
-from wsrl.errors import UserError
+from wsrl.errors import UserError, read_toml
 from wsrl.jobs import Job, command, failure, job_args, job_log
 from wsrl.plots import mean_over_steps, plot_runs, read_run
 from wsrl.resolve import resolve
 from wsrl.rundir import members
 
 COMMANDS = ("pretrain", "train", "finetune")
+# The TOML types of a spec's keys (`Spec`), checked where the file is read.
+SPEC_TYPES: dict[str, type | tuple[type, ...]] = {
+    "command": str, "out": str, "args": dict, "grid": dict, "random": dict, "pretrain": dict, "samples": int,
+    "seed": int, "scheduler": str, "grace": int, "cpus_per_trial": (int, float), "gpus_per_trial": (int, float),
+    "max_concurrent": int}
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
 
 
@@ -82,15 +86,15 @@ def flags(values: dict[str, Any]) -> list[str]:
 def read_spec(path: str | Path, out: str | None = None) -> Spec:
     """Parse and check a sweep spec: every trial it can make must be a valid wsrl command (one line otherwise)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise UserError(f"cannot read the sweep spec {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path} is not valid TOML: {e}") from None
+    raw = read_toml(path)
     unknown = set(raw) - Spec.keys()
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(Spec.keys()))}")
+    for key, kind in SPEC_TYPES.items():
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            expected = {str: "a string", int: "an integer", dict: "a table"}.get(kind, "a number")
+            raise UserError(f"{path}: {key} must be {expected}, got {value!r}")
     if raw.get("command") not in COMMANDS:
         raise UserError(f"{path}: command must be one of {', '.join(COMMANDS)}, got {raw.get('command')!r}")
     out = out or raw.get("out")
