@@ -4,7 +4,7 @@ random: uniform actions; policy: rollouts of a checkpoint; sac-ladder: D4RL-styl
 expert / medium-expert datasets from one SAC training run; waypoint: a maze planner with a noisy PD controller
 (PointMaze); demos, dapg, adroit-binary: from the DAPG release (`adroit.py`).
 
-Recipes that train (sac-ladder) run the online loop, so this package sits above `train/`.
+Recipes that train (sac-ladder) run SAC through the Python API, so this package sits above `api`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from wsrl import checkpoint, rundir
+from wsrl import api, checkpoint, rundir
 from wsrl._version import __version__
 from wsrl.agents import agent_from_meta
 from wsrl.collect import adroit
@@ -30,8 +30,8 @@ from wsrl.envs import make_env, space_dims, success_flag
 from wsrl.errors import UserError
 from wsrl.evaluation import eval_action
 from wsrl.runlog import ProgressBar
-from wsrl.train.online import BUFFER_FILE, run_online
-from wsrl.train.resume import resumable, resume
+from wsrl.train.online import BUFFER_FILE
+from wsrl.train.resume import resumable
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -154,7 +154,7 @@ def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart
     evaluation; a killed run continues from its newest checkpoint."""
     if not restart and resumable(run_dir):
         if not rundir.is_finished(run_dir):
-            resume(run_dir, command=command)
+            api.resume(run_dir, command=command)
         return
     every = config.ladder_eval_every
     sac = SACConfig(num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1, entropy_backup=True,
@@ -164,7 +164,7 @@ def train_ladder_sac(config: CollectConfig, run_dir: Path, command: str, restart
                           warmup_steps=min(5000, config.steps // 5), warmup_policy="random", eval_every=every,
                           patience=config.ladder_patience, eval_episodes=5, checkpoint_every=every,
                           keep_checkpoints=0, agent=sac)
-    run_online(online, run_dir, overwrite=True, command=command)
+    api.run(online, run_dir, overwrite=True, command=command)
 
 
 LADDER_CANDIDATES, SCORE_EPISODES = 5, 10
