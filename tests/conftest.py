@@ -6,6 +6,7 @@ share the cache: a killed run's resumption loads what its first process compiled
 """
 
 import atexit
+import gc
 import os
 import shutil
 import tempfile
@@ -26,6 +27,18 @@ def optimised_xla():
     jax.config.update("jax_disable_most_optimizations", False)
     yield
     jax.config.update("jax_disable_most_optimizations", True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Empty JAX's in-memory caches after each test module. Module-level jitted functions (the loops' device calls,
+    the updates) keep every program they compiled, one per config and shape, and each XLA:CPU executable holds about
+    three memory maps of the process: one process running the whole suite reached the kernel's limit
+    (vm.max_map_count, 65530) and XLA then crashed with a segmentation fault while compiling (issue 35). The
+    persistent compilation cache makes recompiling a program a later module needs again cheap."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
