@@ -60,6 +60,7 @@ def test_api_refuses_bad_input_with_user_error(tmp_path, monkeypatch):
     assert not any((tmp_path / n).exists() for n in "abcde")
 
 
+@pytest.mark.slow
 def test_cli_takes_env_as_module_attribute_and_suggests_misspelled_flags(tmp_path, monkeypatch, capsys):
     from wsrl.cli import main
 

@@ -216,6 +216,7 @@ def test_download_without_a_network_is_one_line_and_leaves_nothing(tmp_path, mon
     assert not (tmp_path / "minari").exists() and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_download_fetches_with_minaris_api_once_then_pretrain_reads_it(tmp_path, monkeypatch):
     import minari
 

@@ -74,6 +74,7 @@ def test_exported_policy_acts_as_the_jax_policy_in_the_env_units(runs, name):
     np.testing.assert_allclose(numpy_policy.sample(obs, noise=noise), 3.0 * unit, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_deploy_runs_with_numpy_alone(runs):
     run_dirs, root = runs
     wsrl.export(run_dirs["sac"], root / "alone.npz")
