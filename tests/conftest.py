@@ -1,19 +1,20 @@
 """Test-session settings: XLA's cheap compilation (tests run tiny networks, so compiling dominates their time), and
-a compilation cache of this session's own (no user's cache read or filled), which every program is written to.
+the checkout's own compilation cache, .jax-test-cache/ (no user's cache read or filled), which every program is
+written to and which is kept between sessions: a second `pytest -m "not slow"` loads what the first compiled (JAX
+keys each program by its HLO, options and versions, so a changed program is compiled again).
 
 Set in the environment, so that the `wsrl` processes the tests start (resume, compare) compile the same way and
-share the cache: a killed run's resumption loads what its first process compiled.
+share the cache: a killed run's resumption loads what its first process compiled. The cache is bounded, which
+also makes JAX read and write it under a file lock: the xdist workers and their processes share it safely.
 """
 
-import atexit
 import gc
 import os
-import shutil
-import tempfile
+from pathlib import Path
 
 os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
-os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="wsrl-tests-jax-cache-")
-atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = str(Path(__file__).resolve().parent.parent / ".jax-test-cache")
+os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(1 << 30)
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 

@@ -320,6 +320,9 @@ HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
 }
 
 
+COMPILE_CACHE_BYTES = 2 << 30
+
+
 def compile_cache_dir() -> str:
     """Where `wsrl` processes keep XLA's compiled programs between runs (JAX's persistent compilation cache):
     $JAX_COMPILATION_CACHE_DIR if set (empty: no cache), else $XDG_CACHE_HOME/wsrl/jax (~/.cache/wsrl/jax)."""
@@ -333,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Read when jax is first imported (after this, never before: `--help` stays fast); a run of a shape compiled
     # before, e.g. a resumed or repeated one, then starts in seconds.
     os.environ["JAX_COMPILATION_CACHE_DIR"] = compile_cache_dir()
+    # Bounded (the least recently used programs are evicted), which also makes JAX read and write it under a file
+    # lock: processes run side by side (compare, sweep) never read a program another is still writing.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILE_CACHE_BYTES))
     try:
         if not args or args[0] in ("-h", "--help"):
             print(_top_help())
