@@ -94,6 +94,31 @@ def update_flops(agent, batch) -> float:
             + flops_of(type(agent).update_actor_and_temperature, agent, actor_batch))
 
 
+def dense_flops(rows: int, dims: list[int]) -> float:
+    """Forward matmul FLOPs of an MLP with layer sizes `dims` on `rows` inputs."""
+    return 2.0 * rows * sum(a * b for a, b in zip(dims[:-1], dims[1:], strict=False))
+
+
+def analytic_flops(config: SACConfig) -> float:
+    """The matmul FLOPs of one WSRL-style update (shared value head, no max-target backup), counted by hand: a
+    backward pass costs one forward for the weights' gradients and one for the inputs' (none for the first layer's
+    input, which is data). Elementwise work (LayerNorm, activations, Adam) is left out, so XLA's count is a little
+    higher."""
+    b, n, k = config.batch_size, config.num_critics, config.critic_subset
+    actor = [OBS_DIM, *config.actor_hidden_dims, 2 * ACTION_DIM]  # mean and log-std heads
+    critic = [OBS_DIM + ACTION_DIM, *config.critic_hidden_dims, 1]
+    first = lambda dims: 2.0 * dims[0] * dims[1]  # noqa: E731 - per row: the first layer's input gradient
+    # Critic step: pi(s') forward, K target critics forward, N critics forward and backward (no input gradient).
+    critic_step = dense_flops(b, actor) + k * dense_flops(b, critic) + n * (3 * dense_flops(b, critic)
+                                                                           - b * first(critic))
+    # Actor step on utd * B rows: pi forward and backward, N critics forward and backward to the actions (inputs
+    # only); the temperature's entropy estimate: pi forward at s'.
+    rows = config.utd * b
+    actor_step = (3 * dense_flops(rows, actor) - rows * first(actor) + n * 2 * dense_flops(rows, critic)
+                  + dense_flops(rows, actor))
+    return config.utd * critic_step + actor_step
+
+
 def unrolled_flops(agent, batch) -> float:
     """XLA's count of the update with every `lax.scan` unrolled (so that nothing is counted once for many)."""
     with mock.patch.object(jax.lax, "scan", functools.partial(jax.lax.scan, unroll=True)):
@@ -112,8 +137,10 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float, sam
     flops = update_flops(agent, batch)
     if check:
         unrolled = unrolled_flops(agent, batch)
+        by_hand = (f", matmuls by hand {analytic_flops(config) / 1e9:.3f}" if agent_cls is SACAgent
+                   and config.num_critics == 10 and config.utd == 4 else "")
         print(f"  {name}: per part {flops / 1e9:.3f} GFLOP, XLA unrolled {unrolled / 1e9:.3f}, XLA as compiled "
-              f"(scan once) {counted / 1e9:.3f}")
+              f"(scan once) {counted / 1e9:.3f}{by_hand}")
     if seeds:
         agent = stack([agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=s) for s in range(seeds)])
         batch = jax.tree.map(lambda *x: jnp.stack(x), *[random_batch(config.utd * config.batch_size, s)
