@@ -194,3 +194,21 @@ def test_sampling_is_limited_to_finished_rows():
                             "rewards": np.zeros(10), "next_observations": np.zeros((10, 1)), "masks": np.ones(10)})
     rows = np.asarray(buffer.sample(jax.random.PRNGKey(0), 500, limit=jnp.asarray(4))["observations"][:, 0])
     assert set(rows.astype(int)) == {0, 1, 2, 3}
+
+
+def test_online_returns_carry_their_state_through_loop_json_and_refuse_a_damaged_one():
+    from wsrl.errors import UserError
+    from wsrl.train.sources import OnlineReturns
+
+    returns = OnlineReturns(gamma=0.5, failure_reward=None, episode_limit=4, finished=10)
+    for reward in (1.0, 2.0):
+        returns.after_step(reward)
+    idx, values = returns.end_episode(capacity=99)
+    assert idx.tolist() == [10, 11, 99, 99] and values[:2].tolist() == [2.0, 2.0]  # 1 + 0.5 * 2, then 2
+    returns.after_step(3.0)
+    again = OnlineReturns(gamma=0.5, failure_reward=None, episode_limit=4, finished=0)
+    again.restore(returns.record())
+    assert (again.finished, again.rewards) == (12, [3.0])
+    for damaged in ({"finished": "12", "rewards": []}, {"finished": 12}, {}):
+        with pytest.raises(UserError, match="loop.json's returns are damaged"):
+            again.restore({"returns": damaged})
