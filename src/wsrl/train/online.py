@@ -445,8 +445,9 @@ def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
     --async a background thread the env loop never waits for (`_BackgroundLearner`)."""
     config = run.config
     driver = (_BackgroundLearner if config.asynchronous else _Lockstep)(run, states, learners)
+    plateaued = _plateaued(config, states)  # a run resumed where --patience ended it ends there again
     with driver, ProgressBar(config.steps, driver.label) as progress:
-        while states[0].env_step < config.steps and not _plateaued(config, states):
+        while states[0].env_step < config.steps and not plateaued:
             acted = [_act(seed, state) for seed, state in zip(run.seeds, states, strict=True)]
             driver.step(states, [transition for transition, _ in acted])
             for k, (_, episode_ended) in enumerate(acted):
@@ -460,6 +461,7 @@ def _loop(run: OnlineRun, states: list[LoopState], learners: Learners) -> None:
             if step % config.eval_every == 0 or step == config.steps:
                 for k, state in enumerate(states):
                     _evaluate(run, k, state, learners, driver.grad_step(k))
+                plateaued = _plateaued(config, states)
             if run.h.clock.due(step) or run.h.stop.signal:
                 with driver.paused():
                     _save(run, states, learners)
@@ -730,7 +732,7 @@ def _loop_record(seed: SeedRun, state: LoopState, metrics: dict[str, float], run
 
 
 # The JSON types of loop.json's fields (`_loop_record`, and the harness's metrics_bytes), checked where it is read.
-LOOP_FIELDS: dict[str, type | tuple[type, ...]] = {
+LOOP_FIELDS: harness.Fields = {
     "env_step": int, "metrics_bytes": int, "wall_time": (int, float), "grad_step_at_start": int, "action": list,
     "np_rng": dict, "env_reset_rng": (dict, type(None)), "episode_actions": list, "action_space_rng": dict,
     "episode": dict, "best_eval": (int, float), "best_eval_step": int, "last_eval": dict, "metrics": dict,

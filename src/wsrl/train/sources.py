@@ -28,6 +28,7 @@ from wsrl.data.transitions import return_to_go
 from wsrl.envs import make_env, native_action_space
 from wsrl.errors import UserError
 from wsrl.evaluation import eval_action
+from wsrl.train.harness import Fields
 
 if TYPE_CHECKING:
     from wsrl.train.online import LoopState
@@ -38,7 +39,7 @@ class Piece:
     evaluations; what it changes it holds itself, and `record` / `restore` carry it through the checkpoint's
     loop.json under the keys of `fields` (with their JSON types, checked where loop.json is read)."""
 
-    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {}
+    fields: ClassVar[Fields] = {}
 
     def choose(self, state: LoopState, action: np.ndarray) -> np.ndarray:
         return action
