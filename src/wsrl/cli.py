@@ -339,6 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Bounded (the least recently used programs are evicted), which also makes JAX read and write it under a file
     # lock: processes run side by side (compare, sweep) never read a program another is still writing.
     os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILE_CACHE_BYTES))
+    # Every program, not only those that took JAX's default 1 s to compile: building an agent runs ~100 small
+    # eager operations (the initialisers), each compiled in ~40 ms, which a repeated run otherwise compiles again.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     try:
         if not args or args[0] in ("-h", "--help"):
             print(_top_help())
