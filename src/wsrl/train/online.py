@@ -333,7 +333,7 @@ def resume_online(out: Path, config: OnlineConfig, directories: list[Path],
     for seed, record in zip(seed_runs, records, strict=True):
         for piece in seed.pieces:
             piece.restore(record)
-    empty = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + batches.appended))
+    empty = ReplayBuffer.create(obs_dim, action_dim, buffer_capacity(config, batches.appended))
     buffers = [_read_buffer(directory, empty) for directory in directories]
     on_start()
     with harness.harness(out, configs, "env_step", [(r["metrics_bytes"], r["env_step"]) for r in records]) as h:
@@ -418,12 +418,22 @@ def _execute(run: OnlineRun, begin: Any, save_buffer: bool) -> dict[str, Any]:
 
 _sample = jax.jit(sample_seeds)
 
+CAPACITY_ROWS = 4096  # the quantum a run's buffer is sized in
+
+
+def buffer_capacity(config: OnlineConfig, appended: int) -> int:
+    """Rows of a run's replay buffer: the `appended` offline transitions plus its env steps, rounded up to whole
+    CAPACITY_ROWS, at most `buffer_capacity`. The buffer's shape is static in the compiled env-step program, so runs of
+    nearby budgets share one program (and its persistent-cache entry); the rows past the budget are never written or
+    sampled (sampling draws from the filled rows, a checkpoint keeps only those), so the results are the same."""
+    return min(config.buffer_capacity, -(-(config.steps + appended) // CAPACITY_ROWS) * CAPACITY_ROWS)
+
 
 def _start(run: OnlineRun, agents: Agent) -> tuple[list[LoopState], Learners]:
     """The state before the first env step: empty buffers (plus appended data), first observations and actions."""
     config = run.config
     obs_dim, action_dim = space_dims(run.seeds[0].env)
-    empty = ReplayBuffer.create(obs_dim, action_dim, min(config.buffer_capacity, config.steps + run.batches.appended))
+    empty = ReplayBuffer.create(obs_dim, action_dim, buffer_capacity(config, run.batches.appended))
     buffer = run.batches.fill(empty)
     learners = Learners(agents, stack([buffer] * len(run.seeds)))
     states = []
