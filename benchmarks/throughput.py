@@ -126,9 +126,12 @@ def unrolled_flops(agent, batch) -> float:
 
 
 def measure(name: str, agent_cls: type, config, seconds: float, peak: float, same_width: float, seeds: int = 0,
-            check: bool = False) -> None:
+            check: bool = False, only: tuple[str, ...] = ()) -> None:
     """`seeds` > 0: that many agents stacked and updated by one call of `update_seeds` (rates summed over seeds;
-    FLOPs those of one seed's update). `check`: print the per-part count next to XLA's count of the unrolled update."""
+    FLOPs those of one seed's update). `check`: print the per-part count next to XLA's count of the unrolled update.
+    `only`: measure only configurations whose name starts with one of these."""
+    if only and not name.startswith(only):
+        return
     agent = agent_cls.create(config, OBS_DIM, ACTION_DIM, seed=0)
     batch = random_batch(config.utd * config.batch_size)
     compiled = update.lower(agent, batch).compile()
@@ -154,7 +157,7 @@ def measure(name: str, agent_cls: type, config, seconds: float, peak: float, sam
         count += 1
     jax.block_until_ready(metrics)
     rate = count * max(seeds, 1) / (time.perf_counter() - start)
-    print(f"{name:<38} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
+    print(f"{name:<40} {rate:8.2f} updates/s  {rate * config.utd:8.1f} critic steps/s  "
           f"{flops / 1e9:6.2f} GFLOP/update  {rate * flops / 1e9:7.1f} GFLOP/s = {rate * flops / peak:5.1%} of the "
           f"2048^2 peak, {rate * flops / same_width:5.1%} of the same-width chain")
 
@@ -167,6 +170,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2, help="hidden layers (Adroit / Kitchen critics: 3)")
     parser.add_argument("--check", action="store_true", help="print the per-part FLOP count next to XLA's count "
                         "of the update with its scan unrolled")
+    parser.add_argument("--only", nargs="+", default=[], help="measure only the configurations whose name starts "
+                        "with one of these (e.g. 'WSRL online' 'Cal-QL')")
     parser.add_argument("--seeds", type=int, nargs="*", default=[],
                         help="also the WSRL update of N seeds stacked in one call (update_seeds), for each N given")
     args = parser.parse_args()
@@ -179,7 +184,8 @@ def main() -> None:
         nets = dict(critic_hidden_dims=(width,) * args.layers, actor_hidden_dims=(width,) * 2)
         print(f"networks: critics {args.layers}x{width}, actor 2x{width}; same-width chain peak "
               f"{same / 1e9:.1f} GFLOP/s")
-        run = functools.partial(measure, seconds=args.seconds, peak=peak, same_width=same, check=args.check)
+        run = functools.partial(measure, seconds=args.seconds, peak=peak, same_width=same, check=args.check,
+                                only=tuple(args.only))
         run("WSRL online (10 critics, UTD 4 x 256)", SACAgent, SACConfig(**nets))
         run("SAC (2 critics, UTD 1 x 256)", SACAgent,
             SACConfig(**nets, num_critics=2, critic_subset=2, subset_with_replacement=False, utd=1))
@@ -189,6 +195,12 @@ def main() -> None:
                       step_all_optimizers=False))
         run("Cal-QL offline (10 critics)", CQLAgent, CQLConfig(**nets, calql=True))
         run("IQL offline (2 critics)", IQLAgent, IQLConfig(**nets))
+        if width == 256:  # CORL's Cal-QL (benchmarks/reference_throughput.py): 2 plain MLP critics, actor 3x256
+            run("Cal-QL offline (2 critics, CORL shapes)", CQLAgent,
+                CQLConfig(critic_hidden_dims=nets["critic_hidden_dims"], actor_hidden_dims=(256,) * 3, calql=True,
+                          num_critics=2, subset_with_replacement=False, actor_layer_norm=False,
+                          critic_layer_norm=False, max_target_backup=False, last_hidden_init_scale=None,
+                          shared_value_head=False))
         for n in args.seeds:
             run(f"WSRL online, {n} seed(s) in one call (total)", SACAgent, SACConfig(**nets), seeds=n)
 
