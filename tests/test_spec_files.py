@@ -35,6 +35,9 @@ def test_an_unreadable_spec_or_suite_is_one_line_exit_2_nothing_written(tmp_path
     ('command = "train"\ngrid = [1, 2]\n', "grid must be a table, got [1, 2]"),
     ('command = "train"\ncpus_per_trial = "1"\n', "cpus_per_trial must be a number, got '1'"),
     ('command = 3\n', "command must be a string, got 3"),
+    ('command = "train"\nout = 3\n', "out must be a string, got 3"),
+    ('command = "finetune"\npretrain = "runs/x"\n', "pretrain must be a table, got 'runs/x'"),
+    ('command = "train"\ngpus_per_trial = 0\nseeds = 2\n', "unknown key(s) seeds; valid: args, command,"),
 ])
 def test_a_wrongly_typed_sweep_key_is_one_line(tmp_path, capsys, text, message):
     path = tmp_path / "bad.toml"

@@ -13,9 +13,10 @@ import csv
 import itertools
 import subprocess
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 
@@ -27,11 +28,6 @@ from wsrl.resolve import resolve
 from wsrl.rundir import members
 
 COMMANDS = ("pretrain", "train", "finetune")
-# The TOML types of a spec's keys (`Spec`), checked where the file is read.
-SPEC_TYPES: dict[str, type | tuple[type, ...]] = {
-    "command": str, "out": str, "args": dict, "grid": dict, "random": dict, "pretrain": dict, "samples": int,
-    "seed": int, "scheduler": str, "grace": int, "cpus_per_trial": (int, float), "gpus_per_trial": (int, float),
-    "max_concurrent": int}
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
 
 
@@ -53,11 +49,6 @@ class Spec:
     gpus_per_trial: float = 0.0
     max_concurrent: int = 0  # 0: as many as the cluster's resources allow
 
-    @staticmethod
-    def keys() -> set[str]:
-        """The keys a spec file may hold: the fields above."""
-        return {f.name for f in fields(Spec)}
-
     @property
     def swept(self) -> list[str]:
         return [*self.grid, *self.random]
@@ -66,6 +57,19 @@ class Spec:
         """The wsrl arguments of the trial with `params` writing `out`."""
         start = {"from": str(self.out / "pretrain")} if self.pretrain is not None else {}
         return (self.command, *flags({**start, **self.args, **params}), "--out", str(out), "--overwrite")
+
+
+def _toml_type(hint: Any) -> type | tuple[type, ...]:
+    """The TOML value type(s) that give a `Spec` field of type `hint`: a path is written as a string, a float may be
+    written as an integer, an optional field as its type."""
+    if get_origin(hint) is UnionType:
+        hint = next(arg for arg in get_args(hint) if arg is not type(None))
+    hint = get_origin(hint) or hint
+    return {Path: str, float: (int, float)}.get(hint, hint)
+
+
+# The keys a spec file may hold (`Spec`'s fields) and their TOML types, checked where the file is read.
+SPEC_TYPES: dict[str, type | tuple[type, ...]] = {name: _toml_type(hint) for name, hint in get_type_hints(Spec).items()}
 
 
 def flags(values: dict[str, Any]) -> list[str]:
@@ -87,9 +91,9 @@ def read_spec(path: str | Path, out: str | None = None) -> Spec:
     """Parse and check a sweep spec: every trial it can make must be a valid wsrl command (one line otherwise)."""
     path = Path(path)
     raw = read_toml(path)
-    unknown = set(raw) - Spec.keys()
+    unknown = set(raw) - set(SPEC_TYPES)
     if unknown:
-        raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(Spec.keys()))}")
+        raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(SPEC_TYPES))}")
     for key, kind in SPEC_TYPES.items():
         value = raw.get(key)
         if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
