@@ -41,8 +41,7 @@ def random_batch(size: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 def rate(step, seconds: float, sync=lambda out: None) -> float:
     """Calls of `step()` per second over `seconds`, after three warm-up calls (the reference's jitted update compiles
-    again on its second call: the agent it returns differs from the created one in weak types); `sync(out)` waits
-    for the last result."""
+    again on its second call, on the agent its first call returned); `sync(out)` waits for the last result."""
     for _ in range(3):
         sync(out := step())
     count, start = 0, time.perf_counter()
