@@ -14,7 +14,7 @@ from wsrl.agents.sac import SACAgent
 from wsrl.cli import main
 from wsrl.config import OnlineConfig
 from wsrl.envs import make_env
-from wsrl.train.online import run_online
+from wsrl.train.online import CAPACITY_ROWS, buffer_capacity, run_online
 
 TINY_FLAGS = ["--actor-hidden-dims", "8", "--critic-hidden-dims", "8", "8", "--num-critics", "4",
               "--batch-size", "5", "--utd", "2", "--eval-episodes", "2", "--log-every", "10"]
@@ -257,3 +257,13 @@ def test_resume_with_a_fresh_episode_ends_the_interrupted_one_instead_of_replayi
     assert replayed["train_episodes"] == 0  # the first episode goes on to step 200
     assert fresh["train_episodes"] == 1  # it ended at the checkpoint (step 30), scored like any other
     assert fresh["final_eval"]["train_episodes"] == 1
+
+
+@pytest.mark.parametrize("steps, appended, capacity, rows", [
+    (1600, 0, 2_000_000, CAPACITY_ROWS), (CAPACITY_ROWS, 0, 2_000_000, CAPACITY_ROWS),
+    (CAPACITY_ROWS + 1, 0, 2_000_000, 2 * CAPACITY_ROWS), (100, 5000, 2_000_000, 2 * CAPACITY_ROWS),
+    (5000, 0, 3000, 3000)])
+def test_a_buffer_holds_the_budget_rounded_up_to_whole_capacity_rows_at_most_its_capacity(steps, appended, capacity,
+                                                                                          rows):
+    config = dataclasses.replace(OnlineConfig(), steps=steps, buffer_capacity=capacity)
+    assert buffer_capacity(config, appended) == rows

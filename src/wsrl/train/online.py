@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import math
 import sys
 import threading
 import zipfile
@@ -426,7 +427,7 @@ def buffer_capacity(config: OnlineConfig, appended: int) -> int:
     CAPACITY_ROWS, at most `buffer_capacity`. The buffer's shape is static in the compiled env-step program, so runs of
     nearby budgets share one program (and its persistent-cache entry); the rows past the budget are never written or
     sampled (sampling draws from the filled rows, a checkpoint keeps only those), so the results are the same."""
-    return min(config.buffer_capacity, -(-(config.steps + appended) // CAPACITY_ROWS) * CAPACITY_ROWS)
+    return min(config.buffer_capacity, math.ceil((config.steps + appended) / CAPACITY_ROWS) * CAPACITY_ROWS)
 
 
 def _start(run: OnlineRun, agents: Agent) -> tuple[list[LoopState], Learners]:
